@@ -1,0 +1,3 @@
+from concentrador.cli import main
+
+raise SystemExit(main())
