@@ -1,0 +1,1 @@
+"""The aiohttp adapter for the server side of CPCSCC."""
