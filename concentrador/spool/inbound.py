@@ -1,0 +1,227 @@
+"""Where a file received from a peer goes, and what happens when it lands.
+
+Used by the enviarFichero handler now and by the collection cycle later, so
+both follow one policy:
+
+* a block name (``NAME.k_n``) is stored in ``partial/`` and, once its set is
+  complete, rebuilt into ``inbox/`` by :mod:`concentrador.spool.reassembly`;
+* a whole file is stored in ``inbox/``, or in ``manual/`` when it arrived
+  outside the load window (code 6);
+* every stored file is committed durably before the caller answers the peer;
+* receiving an identical file again (same MD5) is a no-op success, so a peer
+  that retries after a lost answer is fine;
+* a *different* file under an existing name does not overwrite it: the old
+  one is moved to ``archive/`` as ``NAME.<UTC timestamp>``, then the new one
+  is stored (nothing a peer sent is ever deleted);
+* complete files are recorded in the ledger (for confirmation) and, if
+  configured, also kept decompressed beside the compressed one, named
+  without ``.bz2`` (or ``NAME.txt`` when the name has no ``.bz2``).
+"""
+
+from __future__ import annotations
+
+import bz2
+import logging
+from pathlib import Path
+
+from concentrador.protocol.blocks import BlockName, parse_block_name
+from concentrador.protocol.names import validate_peer_filename
+from concentrador.spool.durable import (
+    READ_SIZE,
+    DurableWriter,
+    file_md5,
+    move_aside,
+)
+from concentrador.spool.layout import PeerSpool, SpoolState
+from concentrador.spool.ledger import Ledger
+from concentrador.spool.locks import peer_lock
+
+__all__ = [
+    "DEFAULT_MAX_DECOMPRESSED",
+    "InboundStore",
+    "InboundWriter",
+    "decompressed_name",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_DECOMPRESSED = 4 << 30
+"""Cap on a decompressed copy (4 GiB): a bzip2 bomb must not fill the disk."""
+
+
+def decompressed_name(name: str) -> str:
+    """Name of the decompressed copy of the received file ``name``."""
+    if name.lower().endswith(".bz2") and len(name) > 4:
+        return name[:-4]
+    return f"{name}.txt"
+
+
+class InboundWriter(DurableWriter):
+    """A :class:`DurableWriter` that remembers what it is receiving."""
+
+    def __init__(self, work_dir: Path, *, name: str, manual: bool, block: BlockName | None):
+        super().__init__(work_dir)
+        self.name = name
+        self.manual = manual
+        self.block = block
+
+
+class InboundStore:
+    """The receiving side of one peer's spool."""
+
+    def __init__(
+        self,
+        peer_spool: PeerSpool,
+        ledger: Ledger,
+        *,
+        decompress: bool,
+        reassemble: bool = True,
+        max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
+    ) -> None:
+        self.spool = peer_spool
+        self.ledger = ledger
+        self.decompress = decompress
+        self.max_decompressed = max_decompressed
+        self.reassembler = None
+        if reassemble:
+            # Imported here: the reassembler itself commits rebuilt files
+            # through an InboundStore, so the modules refer to each other.
+            from concentrador.spool.reassembly import Reassembler
+
+            self.reassembler = Reassembler(
+                peer_spool, ledger, decompress=decompress, max_decompressed=max_decompressed
+            )
+
+    # -- receiving -----------------------------------------------------------
+    def open(self, name: str, *, manual: bool) -> InboundWriter:
+        """Start receiving ``name``; raises ``InvalidFileName`` for unsafe names."""
+        validate_peer_filename(name)
+        return InboundWriter(
+            self.spool.work_dir, name=name, manual=manual, block=parse_block_name(name)
+        )
+
+    def commit(self, writer: InboundWriter, name: str) -> Path:
+        """Store what ``writer`` received, durably; returns where it was stored.
+
+        A block's set is rebuilt right away when this block completes it (a
+        failure there is logged and left to the next sweep: the block itself
+        is safely stored, which is all the peer is told about).
+        """
+        if writer.name != name:
+            raise ValueError(f"writer was opened for {writer.name!r}, not {name!r}")
+        if writer.block is None:
+            return self.store_complete(writer, name, manual=writer.manual)
+        path = self._store_block(writer, name)
+        if self.reassembler is not None:
+            try:
+                self.reassembler.try_complete(writer.block.original, manual=writer.manual)
+            except OSError:
+                log.exception("%s: reassembly of %s deferred", self.spool.peer, name)
+        return path
+
+    def _store_block(self, writer: InboundWriter, name: str) -> Path:
+        target = self.spool.dir(SpoolState.PARTIAL) / name
+        with peer_lock(self.spool):
+            if target.exists():
+                if file_md5(target)[0] == writer.md5:
+                    writer.abort()
+                    return target
+                move_aside(target, self.spool.dir(SpoolState.ARCHIVE), stamp=True)
+            return writer.commit(target)
+
+    # -- complete files (also used by the reassembler) -------------------------
+    def store_complete(self, writer: DurableWriter, name: str, *, manual: bool) -> Path:
+        """Commit a complete compressed file into ``inbox/`` (or ``manual/``).
+
+        Idempotent: when an identical file is already in ``inbox/`` or
+        ``manual/`` the writer is discarded and that file is (re)recorded.
+        That is also how an interrupted reassembly finishes exactly once.
+        """
+        md5 = writer.md5
+        with peer_lock(self.spool):
+            existing = self._find_identical(name, md5)
+            if existing is not None:
+                writer.abort()
+                path = existing
+                copy_missing = not (path.parent / decompressed_name(name)).exists()
+                if self.decompress and copy_missing:
+                    self._write_decompressed_copy(path, name)
+            else:
+                folder = self.spool.dir(SpoolState.MANUAL if manual else SpoolState.INBOX)
+                target = folder / name
+                if target.exists():
+                    log.warning("%s: %s replaced by a different file", self.spool.peer, target)
+                    move_aside(target, self.spool.dir(SpoolState.ARCHIVE), stamp=True)
+                path = writer.commit(target)
+                if self.decompress:
+                    self._write_decompressed_copy(path, name)
+            self.ledger.record_received(self.spool.peer, name, md5, writer.size, path)
+        return path
+
+    def _find_identical(self, name: str, md5: str) -> Path | None:
+        for state in (SpoolState.INBOX, SpoolState.MANUAL):
+            candidate = self.spool.dir(state) / name
+            if candidate.is_file() and file_md5(candidate)[0] == md5:
+                return candidate
+        return None
+
+    def _write_decompressed_copy(self, compressed: Path, name: str) -> Path | None:
+        """Keep a decompressed copy beside ``compressed``; None if it is not bzip2.
+
+        Handles multi-stream files (``pbzip2`` output) like ``bunzip2`` does.
+        Storage errors propagate: the caller answers "could not store" and the
+        peer's retry (same MD5) lands in the idempotent branch that redoes it.
+        """
+        copy_name = decompressed_name(name)
+        target = compressed.parent / copy_name
+        known = self.ledger.received(self.spool.peer, copy_name)
+        if known is not None and Path(known.stored_path) == target:
+            why = f"{copy_name} is itself a received file"
+            log.warning("%s: no decompressed copy of %s: %s", self.spool.peer, name, why)
+            return None
+        with DurableWriter(self.spool.work_dir, hash=False) as writer:
+            error = _decompress_into(compressed, writer, self.max_decompressed)
+            if error is not None:
+                log.warning("%s: no decompressed copy of %s: %s", self.spool.peer, name, error)
+                return None
+            if target.exists():  # a stale copy, e.g. of a replaced file
+                move_aside(target, self.spool.dir(SpoolState.ARCHIVE), stamp=True)
+            return writer.commit(target)
+
+
+def _decompress_into(source: Path, writer: DurableWriter, limit: int) -> str | None:
+    """Stream ``source`` through bzip2 into ``writer``; returns an error text or None."""
+    decompressor = bz2.BZ2Decompressor()
+    seen_input = False
+    with open(source, "rb") as handle:
+        pending = b""
+        while True:
+            if not pending:
+                pending = handle.read(READ_SIZE)
+                if not pending:
+                    break
+                seen_input = True
+            try:
+                if decompressor.eof:  # the next stream of a multi-stream file
+                    decompressor = bz2.BZ2Decompressor()
+                out = decompressor.decompress(pending, READ_SIZE)
+                pending = b""
+                while True:
+                    writer.write(out)
+                    if writer.size > limit:
+                        return f"decompressed size is over the {limit}-byte limit"
+                    if decompressor.eof:
+                        pending = decompressor.unused_data
+                        break
+                    if decompressor.needs_input:
+                        break
+                    out = decompressor.decompress(b"", READ_SIZE)
+            except (OSError, EOFError, ValueError) as exc:
+                if isinstance(exc, OSError) and exc.errno is not None:
+                    raise  # a storage error from the writer, not bad data
+                return f"not valid bzip2 data ({exc})"
+    if not seen_input:
+        return "the file is empty"
+    if not decompressor.eof:
+        return "the bzip2 data is truncated"
+    return None

@@ -1,0 +1,90 @@
+"""One lock per peer spool, good across threads *and* processes.
+
+The daemon and the CLI may both act on the same peer (a reassembly sweep
+from ``concentrador spool sweep`` while the daemon receives the last block).
+A ``threading`` lock alone does not see the other process; ``fcntl.flock``
+alone does not stop two threads of one process (they share nothing, but a
+second ``flock`` on a fresh descriptor from the same process would just
+block on itself when nested). So: a re-entrant thread lock, and an ``flock``
+on ``<peer>/.work/peer.lock`` held while the outermost holder is inside.
+
+Locks are shared per lock file within a process (see :func:`peer_lock`), so
+every ``InboundStore``/``Reassembler`` instance for a peer agrees.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from pathlib import Path
+from types import TracebackType
+
+from concentrador.spool.layout import PeerSpool
+
+__all__ = ["PeerLock", "peer_lock"]
+
+
+class PeerLock:
+    """Re-entrant, inter-thread and inter-process exclusive lock on one file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self._thread_lock.acquire()
+        if self._depth == 0:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)  # blocks until the other process is done
+                except BaseException:
+                    os.close(fd)
+                    raise
+            except BaseException:
+                self._thread_lock.release()
+                raise
+            self._fd = fd
+        self._depth += 1
+
+    def release(self) -> None:
+        if self._depth <= 0:
+            raise RuntimeError(f"release of an unheld lock {self.path}")
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)  # closing also drops the flock, even if UN failed
+        self._thread_lock.release()
+
+    def __enter__(self) -> PeerLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+_registry: dict[str, PeerLock] = {}
+_registry_lock = threading.Lock()
+
+
+def peer_lock(peer_spool: PeerSpool) -> PeerLock:
+    """The process-wide lock of ``peer_spool`` (same object for the same folder)."""
+    key = os.path.abspath(peer_spool.lock_path)
+    with _registry_lock:
+        lock = _registry.get(key)
+        if lock is None:
+            lock = _registry[key] = PeerLock(Path(key))
+        return lock

@@ -1,0 +1,202 @@
+"""Rebuilding a split file from its blocks: the one code path for it.
+
+Blocks ``NAME.k_n`` wait in ``partial/``. When all ``n`` of a set are there
+(whoever brought them: enviarFichero, the collector, an operator copying by
+hand, noticed by the watcher or a sweep):
+
+1. concatenate them in order into a :class:`DurableWriter` (1 MiB reads,
+   the MD5 computed on the way), feeding the same bytes to a bzip2 checker
+   that must see exactly one complete stream and nothing after it;
+2. store the result as ``inbox/NAME`` (or ``manual/NAME``) through
+   :meth:`InboundStore.store_complete`, which records it in the ledger and
+   keeps a decompressed copy if configured;
+3. move the blocks to ``archive/``.
+
+A set that is not one valid bzip2 stream goes to ``failed/`` with a
+``.reason`` file per block.
+
+Exactly once: everything runs under the peer's lock (threads and processes)
+and re-reads the folder after taking it. Crash safety: if we stop after step
+2, the next sweep rebuilds the same bytes, finds the identical file already
+stored and only does step 3; if we stop in the middle of step 3, the blocks
+already archived are found in ``archive/`` and the rest follows them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from concentrador.protocol.blocks import block_name, parse_block_name, reassembly_plan
+from concentrador.spool.bz2stream import SingleStreamChecker
+from concentrador.spool.durable import (
+    READ_SIZE,
+    DurableWriter,
+    file_md5,
+    move_aside,
+    move_with_reason,
+)
+from concentrador.spool.inbound import DEFAULT_MAX_DECOMPRESSED, InboundStore
+from concentrador.spool.layout import PeerSpool, SpoolState, is_temp_name
+from concentrador.spool.ledger import Ledger
+from concentrador.spool.locks import peer_lock
+
+__all__ = ["Reassembler"]
+
+log = logging.getLogger(__name__)
+
+
+def _read_pieces(paths: list[Path]) -> Iterator[bytes]:
+    for path in paths:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(READ_SIZE):
+                yield chunk
+
+
+class Reassembler:
+    """Rebuilds the complete block sets in one peer's ``partial/``."""
+
+    def __init__(
+        self,
+        peer_spool: PeerSpool,
+        ledger: Ledger,
+        *,
+        decompress: bool,
+        max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
+    ) -> None:
+        self.spool = peer_spool
+        self.ledger = ledger
+        self.store = InboundStore(
+            peer_spool,
+            ledger,
+            decompress=decompress,
+            reassemble=False,
+            max_decompressed=max_decompressed,
+        )
+
+    def _partial_sets(self, original: str) -> dict[int, dict[int, Path]]:
+        """Blocks of ``original`` now in ``partial/``: count → index → path."""
+        sets: dict[int, dict[int, Path]] = {}
+        for path in self.spool.files(SpoolState.PARTIAL):
+            block = parse_block_name(path.name)
+            if block is not None and block.original == original:
+                sets.setdefault(block.count, {})[block.index] = path
+        return sets
+
+    def try_complete(self, original: str, *, manual: bool = False) -> Path | None:
+        """Rebuild ``original`` if all of its blocks are here; returns the stored file.
+
+        ``manual`` stores the result in ``manual/`` (the block that completed
+        the set arrived outside the load window). Returns None when the set is
+        incomplete, was already handled by someone else, or went to
+        ``failed/``.
+        """
+        with peer_lock(self.spool):
+            sets = self._partial_sets(original)
+            # Blocks that disagree on n are different cuts of the file (say a
+            # re-send with another block size): each count is its own set.
+            for count, blocks in sorted(sets.items()):
+                if len(blocks) == count:
+                    return self._rebuild(original, count, blocks, manual=manual)
+            for count, blocks in sorted(sets.items()):
+                done = self._finish_interrupted(original, count, blocks)
+                if done is not None:
+                    return done
+            return None
+
+    def sweep(self) -> list[Path]:
+        """Try every set in ``partial/``; returns the files stored by this sweep.
+
+        A storage error on one set is logged and does not stop the others.
+        """
+        originals = sorted(
+            {
+                block.original
+                for path in self.spool.files(SpoolState.PARTIAL)
+                if (block := parse_block_name(path.name)) is not None
+            }
+        )
+        stored = []
+        for original in originals:
+            try:
+                path = self.try_complete(original)
+            except OSError:
+                log.exception("%s: reassembly of %s failed", self.spool.peer, original)
+                continue
+            if path is not None:
+                stored.append(path)
+        return stored
+
+    # -- the steps -----------------------------------------------------------
+    def _rebuild(
+        self, original: str, count: int, blocks: dict[int, Path], *, manual: bool
+    ) -> Path | None:
+        # Block file names are exactly the wire names (parse/str round-trips),
+        # so the plan's names are the file names, in concatenation order.
+        names = reassembly_plan(path.name for path in blocks.values())
+        paths = [self.spool.dir(SpoolState.PARTIAL) / name for name in names]
+        checker = SingleStreamChecker()
+        with DurableWriter(self.spool.work_dir) as writer:
+            for chunk in _read_pieces(paths):
+                writer.write(chunk)
+                checker.feed(chunk)
+            checker.finish()
+            if not checker.ok:
+                writer.abort()
+                why = checker.error or "data after the end of the bzip2 stream"
+                self._fail_set(original, paths, why)
+                return None
+            stored = self.store.store_complete(writer, original, manual=manual)
+        self._archive_blocks(paths)
+        log.info("%s: rebuilt %s from %d blocks", self.spool.peer, original, count)
+        return stored
+
+    def _archive_blocks(self, paths: list[Path]) -> None:
+        archive = self.spool.dir(SpoolState.ARCHIVE)
+        for path in paths:
+            move_aside(path, archive)
+
+    def _fail_set(self, original: str, paths: list[Path], why: str) -> None:
+        log.error("%s: blocks of %s do not rebuild: %s", self.spool.peer, original, why)
+        reason = f"reassembly of {original} from {len(paths)} blocks failed: {why}"
+        for path in paths:
+            move_with_reason(path, self.spool.dir(SpoolState.FAILED), self.spool.work_dir, reason)
+
+    def _finish_interrupted(
+        self, original: str, count: int, blocks: dict[int, Path]
+    ) -> Path | None:
+        """Finish a set whose blocks were partly archived when we last stopped.
+
+        Only when the blocks missing from ``partial/`` are in ``archive/`` under
+        their own names *and* the whole concatenation equals a stored file: a
+        genuinely new copy of the set keeps waiting for its other blocks.
+        """
+        archive = self.spool.dir(SpoolState.ARCHIVE)
+        ordered: list[Path] = []
+        for k in range(1, count + 1):
+            path = blocks.get(k) or archive / block_name(original, k, count)
+            if not path.is_file() or is_temp_name(path.name):
+                return None
+            ordered.append(path)
+        stored = [
+            self.spool.dir(state) / original for state in (SpoolState.INBOX, SpoolState.MANUAL)
+        ]
+        stored = [p for p in stored if p.is_file()]
+        if not stored:
+            return None
+        digest = hashlib.md5(usedforsecurity=False)
+        size = 0
+        for chunk in _read_pieces(ordered):
+            digest.update(chunk)
+            size += len(chunk)
+        for path in stored:
+            md5, stored_size = file_md5(path)
+            if md5 == digest.hexdigest() and stored_size == size:
+                if self.ledger.received(self.spool.peer, original) is None:
+                    self.ledger.record_received(self.spool.peer, original, md5, size, path)
+                self._archive_blocks(list(blocks.values()))
+                log.info("%s: finished interrupted reassembly of %s", self.spool.peer, original)
+                return path
+        return None

@@ -1,0 +1,231 @@
+import bz2
+import hashlib
+import multiprocessing
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from concentrador.spool.inbound import InboundStore
+from concentrador.spool.layout import PeerSpool, SpoolState
+from concentrador.spool.ledger import Ledger
+from concentrador.spool.reassembly import Reassembler
+
+# Random bytes do not compress: ~3.2 MB of bzip2, so each of 3 blocks is over
+# the 1 MiB read size and the concatenation crosses read and block boundaries.
+PLAIN = os.urandom(3_200_000)
+DATA = bz2.compress(PLAIN)
+ORIGINAL = "P1_20031120.1.bz2"
+
+
+def split(data: bytes, n: int) -> list[bytes]:
+    size = -(-len(data) // n)
+    return [data[i * size : (i + 1) * size] for i in range(n)]
+
+
+def block_names(n: int, original: str = ORIGINAL) -> list[str]:
+    return [f"{original}.{k}_{n}" for k in range(1, n + 1)]
+
+
+def drop_blocks(peer: PeerSpool, data: bytes, n: int, original: str = ORIGINAL) -> None:
+    """Copy blocks into partial/ by hand (as an operator or the collector would)."""
+    for name, piece in zip(block_names(n, original), split(data, n), strict=True):
+        (peer.dir("partial") / name).write_bytes(piece)
+
+
+def names(peer: PeerSpool, state: SpoolState | str) -> list[str]:
+    return sorted(p.name for p in peer.dir(state).iterdir())
+
+
+@pytest.fixture
+def peer(tmp_path: Path) -> PeerSpool:
+    return PeerSpool(tmp_path, "PEER").ensure()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path):
+    led = Ledger(tmp_path / "ledger.sqlite3")
+    yield led
+    led.close()
+
+
+def assert_rebuilt_once(peer: PeerSpool, ledger: Ledger, n: int = 3) -> None:
+    assert (peer.dir("inbox") / ORIGINAL).read_bytes() == DATA
+    assert names(peer, "inbox") == [ORIGINAL]
+    assert names(peer, "partial") == []
+    assert names(peer, "archive") == block_names(n)  # no stamped duplicates
+    entry = ledger.received("PEER", ORIGINAL)
+    assert entry is not None and entry.md5 == hashlib.md5(DATA).hexdigest()
+    assert len(ledger.unconfirmed("PEER")) == 1
+
+
+def test_out_of_order_arrival_through_the_inbound_store(peer: PeerSpool, ledger: Ledger) -> None:
+    store = InboundStore(peer, ledger, decompress=True)
+    pieces = dict(zip(block_names(3), split(DATA, 3), strict=True))
+    for name in [block_names(3)[2], block_names(3)[0]]:
+        with store.open(name, manual=False) as writer:
+            writer.write(pieces[name])
+            store.commit(writer, name)
+    assert names(peer, "inbox") == []
+    assert len(names(peer, "partial")) == 2
+    name = block_names(3)[1]
+    with store.open(name, manual=False) as writer:
+        writer.write(pieces[name])
+        store.commit(writer, name)
+    assert (peer.dir("inbox") / "P1_20031120.1").read_bytes() == PLAIN
+    (peer.dir("inbox") / "P1_20031120.1").unlink()
+    assert_rebuilt_once(peer, ledger)
+
+
+def test_last_block_outside_load_window_goes_to_manual(peer: PeerSpool, ledger: Ledger) -> None:
+    drop_blocks(peer, DATA, 2)
+    (peer.dir("partial") / block_names(2)[1]).unlink()
+    store = InboundStore(peer, ledger, decompress=False)
+    with store.open(block_names(2)[1], manual=True) as writer:
+        writer.write(split(DATA, 2)[1])
+        store.commit(writer, block_names(2)[1])
+    assert (peer.dir("manual") / ORIGINAL).read_bytes() == DATA
+    assert names(peer, "inbox") == []
+
+
+def test_incomplete_set_waits(peer: PeerSpool, ledger: Ledger) -> None:
+    drop_blocks(peer, DATA, 3)
+    (peer.dir("partial") / block_names(3)[1]).unlink()
+    reassembler = Reassembler(peer, ledger, decompress=False)
+    assert reassembler.try_complete(ORIGINAL) is None
+    assert reassembler.sweep() == []
+    assert len(names(peer, "partial")) == 2
+    assert names(peer, "inbox") == []
+
+
+def test_sweep_handles_every_complete_set(peer: PeerSpool, ledger: Ledger) -> None:
+    other = bz2.compress(b"x" * 1000)
+    drop_blocks(peer, DATA, 3)
+    drop_blocks(peer, other, 2, "F5_X.bz2")
+    (peer.dir("partial") / "unrelated.bz2").write_bytes(b"not a block")
+    stored = Reassembler(peer, ledger, decompress=False).sweep()
+    assert sorted(p.name for p in stored) == ["F5_X.bz2", ORIGINAL]
+    assert (peer.dir("inbox") / "F5_X.bz2").read_bytes() == other
+    assert names(peer, "partial") == ["unrelated.bz2"]
+
+
+def test_blocks_of_another_cut_are_left_alone(peer: PeerSpool, ledger: Ledger) -> None:
+    drop_blocks(peer, DATA, 3)
+    (peer.dir("partial") / f"{ORIGINAL}.1_4").write_bytes(b"a stale block of another cut")
+    assert Reassembler(peer, ledger, decompress=False).try_complete(ORIGINAL) is not None
+    assert names(peer, "partial") == [f"{ORIGINAL}.1_4"]
+    assert (peer.dir("inbox") / ORIGINAL).read_bytes() == DATA
+
+
+def test_two_threads_racing_rebuild_once(peer: PeerSpool, ledger: Ledger) -> None:
+    drop_blocks(peer, DATA, 3)
+    barrier = threading.Barrier(2)
+    results: list[Path | None] = []
+
+    def run() -> None:
+        reassembler = Reassembler(peer, ledger, decompress=False)  # separate instances
+        barrier.wait()
+        results.append(reassembler.try_complete(ORIGINAL))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results, key=lambda r: r is None) == [peer.dir("inbox") / ORIGINAL, None]
+    assert_rebuilt_once(peer, ledger)
+
+
+def _race_in_process(root: str, barrier, queue) -> None:  # type: ignore[no-untyped-def]
+    peer = PeerSpool(Path(root), "PEER")
+    ledger = Ledger(Path(root) / "ledger.sqlite3")
+    barrier.wait()
+    result = Reassembler(peer, ledger, decompress=False).try_complete(ORIGINAL)
+    ledger.close()
+    queue.put(str(result) if result else None)
+
+
+def test_two_processes_racing_rebuild_once(tmp_path: Path, peer: PeerSpool, ledger: Ledger) -> None:
+    drop_blocks(peer, DATA, 3)
+    ctx = multiprocessing.get_context("fork")
+    barrier, queue = ctx.Barrier(2), ctx.Queue()
+    procs = [
+        ctx.Process(target=_race_in_process, args=(str(tmp_path), barrier, queue)) for _ in range(2)
+    ]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert sorted(results, key=lambda r: r is None) == [str(peer.dir("inbox") / ORIGINAL), None]
+    assert_rebuilt_once(peer, ledger)
+
+
+def test_crash_before_moving_blocks_is_finished_once_by_sweep(
+    peer: PeerSpool, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drop_blocks(peer, DATA, 3)
+    reassembler = Reassembler(peer, ledger, decompress=True)
+
+    def crash(self: Reassembler, paths: list[Path]) -> None:
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(Reassembler, "_archive_blocks", crash)
+    with pytest.raises(RuntimeError):
+        reassembler.try_complete(ORIGINAL)
+    assert (peer.dir("inbox") / ORIGINAL).read_bytes() == DATA
+    assert len(names(peer, "partial")) == 3
+    monkeypatch.undo()
+    (peer.dir("inbox") / "P1_20031120.1").unlink()  # and the copy never got written
+
+    stored = Reassembler(peer, ledger, decompress=True).sweep()
+    assert stored == [peer.dir("inbox") / ORIGINAL]
+    assert (peer.dir("inbox") / "P1_20031120.1").read_bytes() == PLAIN
+    (peer.dir("inbox") / "P1_20031120.1").unlink()
+    assert_rebuilt_once(peer, ledger)
+    assert Reassembler(peer, ledger, decompress=True).sweep() == []
+
+
+def test_crash_between_block_moves_is_finished_by_sweep(peer: PeerSpool, ledger: Ledger) -> None:
+    drop_blocks(peer, DATA, 3)
+    (peer.dir("inbox") / ORIGINAL).write_bytes(DATA)  # stored, not yet recorded
+    os.rename(peer.dir("partial") / block_names(3)[0], peer.dir("archive") / block_names(3)[0])
+    stored = Reassembler(peer, ledger, decompress=False).sweep()
+    assert stored == [peer.dir("inbox") / ORIGINAL]
+    assert_rebuilt_once(peer, ledger)
+
+
+def test_new_copy_of_an_archived_set_waits_for_its_siblings(
+    peer: PeerSpool, ledger: Ledger
+) -> None:
+    drop_blocks(peer, DATA, 3)
+    Reassembler(peer, ledger, decompress=False).sweep()
+    newer = bz2.compress(PLAIN[:100_000])
+    (peer.dir("partial") / block_names(3)[0]).write_bytes(split(newer, 3)[0])
+    assert Reassembler(peer, ledger, decompress=False).sweep() == []
+    assert names(peer, "partial") == [block_names(3)[0]]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        DATA[: len(DATA) // 2] + bytes([DATA[len(DATA) // 2] ^ 0xFF]) + DATA[len(DATA) // 2 + 1 :],
+        DATA + bz2.compress(b"second stream"),
+        DATA + b"trailing garbage",
+        DATA[:-100],
+    ],
+    ids=["corrupt", "two-streams", "garbage", "truncated"],
+)
+def test_bad_set_goes_to_failed_with_reasons(
+    peer: PeerSpool, ledger: Ledger, payload: bytes
+) -> None:
+    drop_blocks(peer, payload, 3)
+    assert Reassembler(peer, ledger, decompress=False).try_complete(ORIGINAL) is None
+    expected = sorted([*block_names(3), *(f"{n}.reason" for n in block_names(3))])
+    assert names(peer, "failed") == expected
+    reason = (peer.dir("failed") / f"{block_names(3)[0]}.reason").read_text()
+    assert reason.count("\n") == 1 and ORIGINAL in reason and "at 20" in reason
+    assert names(peer, "inbox") == [] and names(peer, "partial") == []
+    assert ledger.received("PEER", ORIGINAL) is None

@@ -1,0 +1,130 @@
+import bz2
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from concentrador.protocol.blocks import parse_block_name
+from concentrador.spool.layout import Spool
+from concentrador.spool.ledger import Ledger
+from concentrador.spool.reassembly import Reassembler
+from concentrador.spool.watcher import SpoolWatcher
+
+DEBOUNCE = 0.2
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.items: list[tuple[str, Path]] = []
+        self.event = threading.Event()
+
+    def __call__(self, peer: str, path: Path) -> None:
+        self.items.append((peer, path))
+        self.event.set()
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Spool:
+    spool = Spool(tmp_path / "spool")
+    spool.ensure(["A", "B"])
+    return spool
+
+
+def test_blocks_copied_in_by_hand_trigger_reassembly(spool: Spool, tmp_path: Path) -> None:
+    peer = spool.peer("A")
+    ledger = Ledger(spool.ledger_path)
+    reassembler = Reassembler(peer, ledger, decompress=False)
+    data = bz2.compress(os.urandom(50_000))
+    third = -(-len(data) // 3)
+    source = tmp_path / "elsewhere"
+    source.mkdir()
+    for k in range(3):
+        (source / f"F1.bz2.{k + 1}_3").write_bytes(data[k * third : (k + 1) * third])
+
+    def on_partial(peer_id: str, path: Path) -> None:
+        block = parse_block_name(path.name)
+        assert peer_id == "A" and block is not None
+        reassembler.try_complete(block.original)
+
+    with SpoolWatcher(spool, ["A", "B"], Calls(), on_partial, debounce=DEBOUNCE):
+        for k in (3, 1, 2):
+            shutil.copyfile(source / f"F1.bz2.{k}_3", peer.dir("partial") / f"F1.bz2.{k}_3")
+        assert wait_for(lambda: (peer.dir("inbox") / "F1.bz2").exists())
+    assert (peer.dir("inbox") / "F1.bz2").read_bytes() == data
+    assert sorted(p.name for p in peer.dir("archive").iterdir()) == [
+        "F1.bz2.1_3",
+        "F1.bz2.2_3",
+        "F1.bz2.3_3",
+    ]
+    assert ledger.received("A", "F1.bz2") is not None
+    ledger.close()
+
+
+def test_outbox_events_are_filtered_and_debounced(spool: Spool) -> None:
+    outbox, partial = Calls(), Calls()
+    box = spool.peer("B").dir("outbox")
+    (box / "CUR").mkdir()
+    with SpoolWatcher(spool, ["A", "B"], outbox, partial, debounce=DEBOUNCE):
+        (box / ".hidden").write_bytes(b"x")
+        (box / "copy.part").write_bytes(b"x")
+        with open(box / "CUR" / "F1_0086.txt", "wb") as handle:
+            for _ in range(5):  # several writes, one callback
+                handle.write(b"1;2;3\n" * 100)
+                handle.flush()
+                time.sleep(0.02)
+        (box / ".tmp-rsync").write_bytes(b"renamed into place")
+        os.rename(box / ".tmp-rsync", box / "P1_0086.bz2")
+        assert wait_for(lambda: len(outbox.items) >= 2)
+        time.sleep(3 * DEBOUNCE)  # no late duplicates
+    assert sorted(outbox.items) == [
+        ("B", box / "CUR" / "F1_0086.txt"),
+        ("B", box / "P1_0086.bz2"),
+    ]
+    assert partial.items == []
+
+
+def test_file_still_growing_is_not_handed_over(spool: Spool) -> None:
+    seen: list[int] = []
+    box = spool.peer("A").dir("outbox")
+
+    def on_outbox(peer_id: str, path: Path) -> None:
+        seen.append(path.stat().st_size)
+
+    # A generous debounce: a loaded CI machine must not stretch a pause past it.
+    with SpoolWatcher(spool, ["A"], on_outbox, Calls(), debounce=1.0):
+        with open(box / "BIG.txt", "wb") as handle:
+            for _ in range(8):  # pauses much shorter than the debounce
+                handle.write(b"x" * 1000)
+                handle.flush()
+                time.sleep(0.1)
+        assert wait_for(lambda: bool(seen))
+    assert seen == [8000]
+
+
+def test_callback_errors_do_not_stop_the_watcher(spool: Spool) -> None:
+    calls: list[Path] = []
+
+    def flaky(peer_id: str, path: Path) -> None:
+        calls.append(path)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+
+    box = spool.peer("A").dir("outbox")
+    with SpoolWatcher(spool, ["A"], flaky, Calls(), debounce=DEBOUNCE):
+        (box / "one").write_bytes(b"1")
+        assert wait_for(lambda: len(calls) == 1)
+        (box / "two").write_bytes(b"2")
+        assert wait_for(lambda: len(calls) == 2)
+    assert [p.name for p in calls] == ["one", "two"]
