@@ -1,0 +1,57 @@
+"""Configuration: loading and validating ``concentrador.toml``, and the
+distinguished-name matching that maps a peer certificate to a peer.
+
+The reference of every key is ``docs/configuration.md``.
+"""
+
+from concentrador.config.dn import (
+    DistinguishedName,
+    DNError,
+    dn_from_der,
+    dn_from_getpeercert,
+    dn_from_name,
+    dn_matches,
+    normalize_dn,
+    parse_dn,
+)
+from concentrador.config.errors import ConfigError
+from concentrador.config.loader import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_PATH,
+    build_config,
+    load_config,
+    resolve_config_path,
+)
+from concentrador.config.model import (
+    ClientConfig,
+    Config,
+    FileTypesConfig,
+    LoadWindow,
+    NodeConfig,
+    PeerConfig,
+    ServerConfig,
+)
+
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_CONFIG_PATH",
+    "ClientConfig",
+    "Config",
+    "ConfigError",
+    "DNError",
+    "DistinguishedName",
+    "FileTypesConfig",
+    "LoadWindow",
+    "NodeConfig",
+    "PeerConfig",
+    "ServerConfig",
+    "build_config",
+    "dn_from_der",
+    "dn_from_getpeercert",
+    "dn_from_name",
+    "dn_matches",
+    "load_config",
+    "normalize_dn",
+    "parse_dn",
+    "resolve_config_path",
+]

@@ -1,0 +1,198 @@
+"""Loading and validating ``concentrador.toml``.
+
+:func:`load_config` reads the file with stdlib ``tomllib`` and checks every
+key (unknown keys, types, ranges, files, cron, time zone, DNs, cross-peer
+duplicates), collecting all problems before raising one
+:class:`~concentrador.config.errors.ConfigError`. The reference of every key
+is ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from concentrador.config.checks import MISSING, Checker, describe_type, identifier, key_path_of
+from concentrador.config.errors import ConfigError
+from concentrador.config.model import (
+    MAX_BLOCK_SIZE,
+    MIN_BLOCK_SIZE,
+    ClientConfig,
+    Config,
+    FileTypesConfig,
+    NodeConfig,
+    ServerConfig,
+)
+from concentrador.config.peers import read_peers
+from concentrador.config.typeids import REAL_TYPE_IDS
+from concentrador.protocol.filetypes import FileTypeError, TypeClassifier
+
+CONFIG_ENV = "CONCENTRADOR_CONFIG"
+DEFAULT_CONFIG_PATH = Path("config/concentrador.toml")
+
+_TOP_KEYS = ("node", "server", "client", "peers", "filetypes")
+_NODE_KEYS = ("id", "spool", "timezone", "publish_days", "block_size", "clock_warn_seconds")
+_SERVER_KEYS = ("listen", "cert", "key", "client_ca", "crl", "insecure_http")
+_CLIENT_KEYS = ("cert", "key", "ca", "timeout", "retries", "retry_delay")
+_LISTEN = re.compile(
+    r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_.-]+)):(?P<port>[0-9]{1,5})$"
+)
+
+
+def resolve_config_path(
+    explicit: str | os.PathLike[str] | None = None, environ: Mapping[str, str] = os.environ
+) -> Path:
+    """``--config`` if given, else ``$CONCENTRADOR_CONFIG``, else
+    ``config/concentrador.toml`` (relative to the working directory)."""
+    if explicit:
+        return Path(explicit)
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    return DEFAULT_CONFIG_PATH
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a config file; raises :class:`ConfigError`."""
+    absolute = Path(os.path.abspath(Path(path).expanduser()))
+    try:
+        with absolute.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError([f"{absolute}: config file not found"], absolute) from None
+    except OSError as exc:
+        raise ConfigError([f"{absolute}: cannot read: {exc.strerror}"], absolute) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{absolute}: invalid TOML: {exc}"], absolute) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{absolute}: invalid TOML: not UTF-8"], absolute) from None
+    return build_config(data, absolute)
+
+
+def build_config(data: dict[str, Any], path: Path) -> Config:
+    """Validate parsed TOML; relative paths resolve against ``path``'s folder."""
+    checker = Checker(path.parent)
+    checker.table(data, "", _TOP_KEYS)
+    node = _node(checker, data.get("node", {}))
+    server = _server(checker, data.get("server", {}))
+    client = _client(checker, data["client"]) if "client" in data else None
+    timezone = node.timezone if node is not None else None
+    peers = read_peers(checker, data.get("peers", []), timezone, has_client="client" in data)
+    filetypes = _filetypes(checker, data.get("filetypes", {}))
+    if checker.problems:
+        raise ConfigError(checker.problems, path)
+    assert node is not None and server is not None and peers is not None  # no problems
+    return Config(path, node, server, client, peers, filetypes)
+
+
+def _node(checker: Checker, raw: object) -> NodeConfig | None:
+    table = checker.table(raw, "node", _NODE_KEYS)
+    if table is None:
+        return None
+    node_id = identifier(checker, "node.id", checker.string(table, "id", "node"), "node id")
+    spool = checker.path(table, "spool", "node", "spool", must_be_file=False)
+    if spool is not None and spool.exists() and not spool.is_dir():
+        checker.problem("node.spool", f"not a directory: {spool}")
+    timezone = _timezone(checker, checker.string(table, "timezone", "node", "Europe/Madrid"))
+    publish_days = checker.integer(table, "publish_days", "node", 30, minimum=1, maximum=3650)
+    block_size = checker.integer(
+        table, "block_size", "node", MAX_BLOCK_SIZE, minimum=MIN_BLOCK_SIZE, maximum=MAX_BLOCK_SIZE
+    )
+    clock_warn = checker.integer(table, "clock_warn_seconds", "node", 120, minimum=1)
+    values = (node_id, spool, timezone, publish_days, block_size, clock_warn)
+    if any(value is None for value in values):
+        return None
+    return NodeConfig(*values)  # type: ignore[arg-type]
+
+
+def _timezone(checker: Checker, name: str | None) -> ZoneInfo | None:
+    if name is None:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        checker.problem("node.timezone", f"unknown time zone {name!r}")
+        return None
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` (IPv6 as ``[::1]:8443``); raises ``ValueError``."""
+    match = _LISTEN.match(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not host:port (IPv6 as [::1]:8443)")
+    port = int(match["port"])
+    if port > 65535:
+        raise ValueError(f"{text!r}: port {port} is out of range 0..65535")
+    return match["v6"] or match["host"], port
+
+
+def _server(checker: Checker, raw: object) -> ServerConfig | None:
+    table = checker.table(raw, "server", _SERVER_KEYS)
+    if table is None:
+        return None
+    listen = checker.string(table, "listen", "server", "127.0.0.1:8443")
+    host_port = None
+    if listen is not None:
+        try:
+            host_port = parse_listen(listen)
+        except ValueError as exc:
+            checker.problem("server.listen", str(exc))
+    insecure = checker.boolean(table, "insecure_http", "server", False)
+    # Plain HTTP needs no certificates; if they are given anyway, check them.
+    default = None if insecure else MISSING
+    cert = checker.path(table, "cert", "server", default)
+    key = checker.path(table, "key", "server", default)
+    client_ca = checker.path(table, "client_ca", "server", default)
+    crl = checker.path(table, "crl", "server", None)
+    if host_port is None or insecure is None:
+        return None
+    if not insecure and None in (cert, key, client_ca):
+        return None
+    return ServerConfig(host_port[0], host_port[1], cert, key, client_ca, crl, insecure)
+
+
+def _client(checker: Checker, raw: object) -> ClientConfig | None:
+    table = checker.table(raw, "client", _CLIENT_KEYS)
+    if table is None:
+        return None
+    cert = checker.path(table, "cert", "client")
+    key = checker.path(table, "key", "client")
+    ca = checker.path(table, "ca", "client")
+    timeout = checker.number(table, "timeout", "client", 60, minimum=1, maximum=3600)
+    retries = checker.integer(table, "retries", "client", 5, minimum=0, maximum=1000)
+    retry_delay = checker.number(table, "retry_delay", "client", 600, minimum=0)
+    values = (cert, key, ca, timeout, retries, retry_delay)
+    if any(value is None for value in values):
+        return None
+    return ClientConfig(*values)  # type: ignore[arg-type]
+
+
+def _filetypes(checker: Checker, raw: object) -> FileTypesConfig:
+    table = checker.table(raw, "filetypes", ("prefixes",))
+    if table is None or "prefixes" not in table:
+        return FileTypesConfig()
+    prefixes = table["prefixes"]
+    if not isinstance(prefixes, dict):
+        checker.problem("filetypes.prefixes", f"expected a table, got {describe_type(prefixes)}")
+        return FileTypesConfig()
+    result: dict[str, str] = {}
+    for prefix, type_id in prefixes.items():
+        key_path = key_path_of("filetypes.prefixes", prefix)
+        try:
+            # The classifier owns the prefix syntax (incl. "*" patterns) and
+            # the type-id rules; validating through it keeps one definition.
+            TypeClassifier({prefix: type_id})
+        except FileTypeError as exc:
+            checker.problem(key_path, str(exc))
+        else:
+            result[prefix] = type_id
+    return FileTypesConfig(MappingProxyType(result))
+
+
+def _types_hint() -> str:
+    return "one of " + " ".join(REAL_TYPE_IDS)

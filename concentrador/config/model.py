@@ -1,0 +1,162 @@
+"""The validated configuration, as frozen dataclasses.
+
+Everything here has already passed :func:`concentrador.config.loader.load_config`:
+paths are absolute, DNs are normalised, enums and ranges are checked. The
+TOML key names (see ``docs/configuration.md``) are kept as field names so
+that the file and the code read alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from concentrador.config.dn import DistinguishedName, DNError, DNLike, normalize_dn
+from concentrador.config.loadwindow import LoadWindow
+
+__all__ = [
+    "ClientConfig",
+    "Config",
+    "DeliveryMode",
+    "FileTypesConfig",
+    "LoadWindow",
+    "NodeConfig",
+    "PeerConfig",
+    "ServerConfig",
+]
+
+DeliveryMode = Literal["publish", "push"]
+
+MIN_BLOCK_SIZE = 1_048_576
+MAX_BLOCK_SIZE = 8_000_000
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """``[node]``: who we are."""
+
+    id: str
+    """Our concentrator code, sent in the SOAP ``Concentrador/id`` header."""
+    spool: Path
+    timezone: ZoneInfo
+    """Time zone of peticionFechaHora answers and of load windows."""
+    publish_days: int = 30
+    block_size: int = MAX_BLOCK_SIZE
+    clock_warn_seconds: int = 120
+    """A peer clock offset above this is surfaced to the operator."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """``[server]``: the HTTPS endpoint peers call."""
+
+    host: str
+    port: int
+    """0 lets the OS pick a free port (tests)."""
+    cert: Path | None
+    key: Path | None
+    client_ca: Path | None
+    crl: Path | None = None
+    insecure_http: bool = False
+    """Plain HTTP, peers identified by the SOAP header only (development)."""
+
+    @property
+    def listen(self) -> str:
+        """``host:port`` as written in the config (IPv6 hosts bracketed)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """``[client]``: how we call peers."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    timeout: float = 60
+    retries: int = 5
+    retry_delay: float = 600
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    """One ``[[peers]]`` entry: another concentrator."""
+
+    id: str
+    dn: tuple[DistinguishedName, ...] = ()
+    """Subject DNs of its client certificates (empty: it cannot call us over TLS)."""
+    url: str | None = None
+    collect: str | None = None
+    """Crontab expression (5 fields) for collection cycles, in the node's time zone."""
+    collect_types: tuple[str, ...] = ("TOD",)
+    deliver: DeliveryMode = "publish"
+    participants: frozenset[str] = frozenset()
+    """Participant codes it may send; empty means any (else enviarFichero code 3)."""
+    allowed_types: frozenset[str] = frozenset()
+    """Type ids it may send; empty means any (else enviarFichero code 4)."""
+    load_window: LoadWindow | None = None
+    """None means no window (never code 6)."""
+    decompress: bool = False
+    soap_action: str = "urn:{operation}"
+    header_must_match: bool = True
+    """Refuse a SOAP header id that contradicts the peer the DN maps to."""
+
+    def soap_action_for(self, operation: str) -> str:
+        """The SOAPAction value for an operation, from the template."""
+        return self.soap_action.format(operation=operation)
+
+    def may_send_participant(self, code: str | None) -> bool:
+        """enviarFichero check 4 (code 3): participant allowed."""
+        return not self.participants or code in self.participants
+
+    def may_send_type(self, type_id: str | None) -> bool:
+        """enviarFichero check 5 (code 4): type allowed."""
+        return not self.allowed_types or type_id in self.allowed_types
+
+
+@dataclass(frozen=True)
+class FileTypesConfig:
+    """``[filetypes]``: overrides and additions to the prefix → type table of
+    ``concentrador.protocol.filetypes``; merge them onto its defaults."""
+
+    prefixes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole, validated configuration."""
+
+    path: Path
+    """The config file it was loaded from (absolute)."""
+    node: NodeConfig
+    server: ServerConfig
+    client: ClientConfig | None
+    """None when there is no ``[client]`` section (allowed if no peer has a url)."""
+    peers: tuple[PeerConfig, ...] = ()
+    filetypes: FileTypesConfig = field(default_factory=FileTypesConfig)
+
+    def peer_by_id(self, peer_id: str) -> PeerConfig | None:
+        """The peer with this concentrator code (exact match), or None."""
+        for peer in self.peers:
+            if peer.id == peer_id:
+                return peer
+        return None
+
+    def peer_by_dn(self, dn: DNLike) -> PeerConfig | None:
+        """The peer that owns this certificate subject, in any spelling
+        :func:`~concentrador.config.dn.normalize_dn` accepts; None when no
+        peer claims it or it cannot be parsed (a hostile or broken
+        certificate maps to no peer)."""
+        try:
+            wanted = normalize_dn(dn)
+        except DNError:
+            return None
+        for peer in self.peers:
+            if wanted in peer.dn:
+                return peer
+        return None

@@ -1,0 +1,117 @@
+"""Rendering a validated config back to TOML, for ``check-config``.
+
+The output is the *resolved* config: absolute paths, every default filled
+in, DNs in normalised RFC 4514 spelling. It is itself a valid config file
+(loading it gives the same :class:`Config`), so an operator can diff what
+the daemon will actually use against what they wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from concentrador.config.model import Config, PeerConfig
+
+
+def toml_value(value: object) -> str:
+    """One TOML value (strings, numbers, booleans, paths, arrays of them)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Path):
+        return toml_value(str(value))
+    if isinstance(value, str):
+        # JSON string escapes are a subset of TOML's basic-string escapes,
+        # except that TOML also wants DEL escaped.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007F")
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    raise TypeError(f"cannot render {type(value).__name__} as TOML")
+
+
+def _key(name: str) -> str:
+    bare = name and all(c.isascii() and (c.isalnum() or c in "_-") for c in name)
+    return name if bare else toml_value(name)
+
+
+def _lines(pairs: Iterable[tuple[str, object]]) -> list[str]:
+    return [f"{_key(key)} = {toml_value(value)}" for key, value in pairs if value is not None]
+
+
+def render_config(config: Config) -> str:
+    """The resolved config as TOML text."""
+    node, server = config.node, config.server
+    out = [
+        "# concentrador: resolved configuration",
+        f"# source: {config.path}",
+        "",
+        "[node]",
+        *_lines(
+            [
+                ("id", node.id),
+                ("spool", node.spool),
+                ("timezone", node.timezone.key),
+                ("publish_days", node.publish_days),
+                ("block_size", node.block_size),
+                ("clock_warn_seconds", node.clock_warn_seconds),
+            ]
+        ),
+        "",
+        "[server]",
+        *_lines(
+            [
+                ("listen", server.listen),
+                ("cert", server.cert),
+                ("key", server.key),
+                ("client_ca", server.client_ca),
+                ("crl", server.crl),
+                ("insecure_http", server.insecure_http),
+            ]
+        ),
+    ]
+    if config.client is not None:
+        client = config.client
+        out += [
+            "",
+            "[client]",
+            *_lines(
+                [
+                    ("cert", client.cert),
+                    ("key", client.key),
+                    ("ca", client.ca),
+                    ("timeout", client.timeout),
+                    ("retries", client.retries),
+                    ("retry_delay", client.retry_delay),
+                ]
+            ),
+        ]
+    if config.filetypes.prefixes:
+        out += ["", "[filetypes.prefixes]", *_lines(sorted(config.filetypes.prefixes.items()))]
+    for peer in config.peers:
+        out += ["", *_peer_lines(peer)]
+    return "\n".join(out) + "\n"
+
+
+def _peer_lines(peer: PeerConfig) -> list[str]:
+    return [
+        "[[peers]]",
+        *_lines(
+            [
+                ("id", peer.id),
+                ("dn", [dn.text for dn in peer.dn]),
+                ("url", peer.url),
+                ("collect", peer.collect),
+                ("collect_types", list(peer.collect_types)),
+                ("deliver", peer.deliver),
+                ("participants", sorted(peer.participants)),
+                ("allowed_types", sorted(peer.allowed_types)),
+                ("load_window", str(peer.load_window) if peer.load_window else ""),
+                ("decompress", peer.decompress),
+                ("soap_action", peer.soap_action),
+                ("header_must_match", peer.header_must_match),
+            ]
+        ),
+    ]
