@@ -1,0 +1,301 @@
+"""The aiohttp application: HTTP in, core models, HTTP out.
+
+Handlers stay thin: they identify the peer, turn the body into a core
+request model, call one small operation function (``fecha_hora``,
+``informacion``, ``recoger``, ``confirmacion``, ``enviar``) and turn its
+result into an HTTP answer. Every error a peer can cause becomes a SOAP
+fault with HTTP 500, in the SOAP version the request used; anything else is
+logged with its traceback and answered ``Server.Generico``, and the server
+keeps serving.
+
+Routes: ``POST`` on any path (peers are configured with all sorts of URLs),
+and ``GET ...?wsdl`` for the WSDL, whose ``soap:address`` is the request's
+own URL without the query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from concentrador.config.model import PeerConfig
+from concentrador.protocol.dispatch import Operation, read_request
+from concentrador.protocol.errors import ProtocolError
+from concentrador.protocol.faults import Fault, FaultCode, fault_for_error
+from concentrador.protocol.messages import (
+    ConfirmacionRecepcionFichero,
+    EnviarFichero,
+    EnviarFicheroResponse,
+    InformacionDisponible,
+    RecogerFichero,
+    render_wsdl,
+)
+from concentrador.protocol.soap import SOAP11, Envelope, SoapVersion, build_envelope, parse_envelope
+from concentrador.server.confirmacion import confirm_reception
+from concentrador.server.enviar import ReceiveContext, receive_file
+from concentrador.server.fecha_hora import current_time
+from concentrador.server.identity import (
+    AuthenticationError,
+    check_header_id,
+    peer_certificate_der,
+    peer_from_certificate,
+    peer_from_header,
+)
+from concentrador.server.informacion import listing_envelope, published_listing
+from concentrador.server.recoger import FileNotPublished, open_published_file
+from concentrador.server.request_body import IncomingDime, read_plain_body
+from concentrador.server.responses import (
+    DIME_CONTENT_TYPE,
+    envelope_response,
+    fault_response,
+    soap_response,
+    stream_dime_file,
+)
+from concentrador.server.state import ServerState
+from concentrador.spool.inbound import InboundStore
+from concentrador.spool.layout import PeerSpool
+from concentrador.spool.reassembly import Reassembler
+
+__all__ = ["STATE_KEY", "build_app", "wait_for_background"]
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = web.AppKey("concentrador_state", ServerState)
+_BACKGROUND_KEY = web.AppKey("concentrador_background", set)
+
+
+def build_app(state: ServerState) -> web.Application:
+    """The CPCSCC server application over ``state`` (no listener: see ``tls.py``)."""
+    state.spool.ensure([peer.id for peer in state.config.peers])
+    # client_max_size bounds request.read()/post(); we stream instead, but a
+    # stray use must not be able to buffer more than an envelope.
+    app = web.Application(client_max_size=state.max_envelope)
+    app[STATE_KEY] = state
+    app[_BACKGROUND_KEY] = set()
+    app.router.add_post("/{tail:.*}", handle_post)
+    app.router.add_get("/{tail:.*}", handle_get)
+    app.on_cleanup.append(wait_for_background)
+    return app
+
+
+async def wait_for_background(app: web.Application) -> None:
+    """Wait for background work (reassemblies) started by earlier requests."""
+    tasks = app[_BACKGROUND_KEY]
+    while tasks:
+        await asyncio.gather(*list(tasks), return_exceptions=True)
+
+
+# --------------------------------------------------------------------- GET
+
+
+async def handle_get(request: web.Request) -> web.StreamResponse:
+    if not any(key.lower() == "wsdl" for key in request.query):
+        raise web.HTTPNotFound(text="CPCSCC endpoint: POST SOAP requests here, or GET ?wsdl\n")
+    location = str(request.url.with_query(None).with_fragment(None))
+    try:
+        wsdl = render_wsdl(location)
+    except ProtocolError as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n") from None
+    return web.Response(body=wsdl, headers={"Content-Type": "text/xml; charset=utf-8"})
+
+
+# -------------------------------------------------------------------- POST
+
+
+async def handle_post(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    # Until the envelope is parsed, answer in the version the Content-Type says.
+    version = SoapVersion.from_content_type(request.headers.get("Content-Type")) or SOAP11
+    try:
+        peer: PeerConfig | None = None
+        if not state.insecure_http:
+            # Before reading the body: a stranger gets nothing parsed or stored.
+            peer = peer_from_certificate(state.config, peer_certificate_der(request))
+        if request.content_type == DIME_CONTENT_TYPE:
+            incoming = IncomingDime(request, state.dime_limits)
+            raw = await incoming.read_envelope()
+            envelope = parse_envelope(raw, max_size=state.dime_limits.max_envelope)
+            version = envelope.version
+            peer = _authenticate(state, peer, envelope)
+            return await _dime_request(request, state, peer, envelope, incoming)
+        body = await read_plain_body(request, state.max_envelope)
+        envelope = parse_envelope(body, max_size=state.max_envelope)
+        version = envelope.version
+        peer = _authenticate(state, peer, envelope)
+        operation, message = read_request(
+            envelope, request.headers.get("SOAPAction"), has_attachment=False
+        )
+        return await _run(request, state, peer, version, operation, message)
+    except AuthenticationError as exc:
+        return fault_response(Fault(FaultCode.AUTENTICACION, str(exc)), version)
+    except FileNotPublished as exc:
+        return fault_response(exc.fault(), version)
+    except ProtocolError as exc:
+        # Raised while processing what the peer sent: §3 wants a detail.
+        fault = fault_for_error(exc)
+        # Header problems (MustUnderstand) must not carry a detail (SOAP 1.1 §4.4).
+        if fault.detail is None and getattr(exc, "fault_from_body", True):
+            fault = Fault(fault.code, fault.string, fault.string)
+        log.info("request refused (%s): %s", fault.code, fault.string)
+        return fault_response(fault, version)
+    except (ConnectionError, asyncio.CancelledError):
+        raise
+    except Exception:
+        log.exception("internal error while serving %s", request.remote)
+        return fault_response(
+            Fault(FaultCode.GENERICO, "internal server error; see the server log"), version
+        )
+
+
+def _authenticate(state: ServerState, peer: PeerConfig | None, envelope: Envelope) -> PeerConfig:
+    if envelope.must_understand:
+        raise _MustUnderstand(envelope.must_understand)
+    if peer is None:
+        return peer_from_header(state.config, envelope.concentrador_id)
+    check_header_id(peer, envelope.concentrador_id)
+    return peer
+
+
+class _MustUnderstand(ProtocolError):
+    fault_code = FaultCode.MUST_UNDERSTAND
+    fault_from_body = False
+
+    def __init__(self, headers: list[str]) -> None:
+        super().__init__(f"header block {headers[0][:120]} must be understood but is not known")
+
+
+async def _dime_request(
+    request: web.Request,
+    state: ServerState,
+    peer: PeerConfig,
+    envelope: Envelope,
+    incoming: IncomingDime,
+) -> web.StreamResponse:
+    operation, message = read_request(
+        envelope, request.headers.get("SOAPAction"), has_attachment=True
+    )
+    if operation is not Operation.ENVIAR_FICHERO:
+        # Some stacks send every call as DIME; only enviarFichero uses the
+        # attachment, anything else is skipped (bounded by the DIME limits).
+        await incoming.finish()
+        return await _run(request, state, peer, envelope.version, operation, message)
+    assert isinstance(message, EnviarFichero)
+    peer_spool = state.peer_spool(peer)
+    window = peer.load_window
+    context = ReceiveContext(
+        peer=peer,
+        store=_inbound_store(state, peer_spool, peer),
+        classifier=state.classifier,
+        outside_window=window is not None and not window.contains(state.local_now().time()),
+    )
+    outcome = await receive_file(context, message.fichero, incoming)
+    if outcome.block_original is not None:
+        _reassemble_later(
+            request.app,
+            state,
+            peer_spool,
+            peer,
+            outcome.block_original,
+            manual=context.outside_window,
+        )
+    answer = EnviarFicheroResponse(int(outcome.result))
+    return soap_response(answer.to_xml(), envelope.version)
+
+
+async def _run(
+    request: web.Request,
+    state: ServerState,
+    peer: PeerConfig,
+    version: SoapVersion,
+    operation: Operation,
+    message: object,
+) -> web.StreamResponse:
+    """One operation whose request carried no file."""
+    peer_spool = state.peer_spool(peer)
+    if operation is Operation.PETICION_FECHA_HORA:
+        answer = current_time(state.now(), state.config.node.timezone)
+        return soap_response(answer.to_xml(), version)
+    if operation is Operation.INFORMACION_DISPONIBLE:
+        assert isinstance(message, InformacionDisponible)
+        message.validate()  # Client.TOD before touching the ledger
+        envelope = await asyncio.to_thread(_listing, state, peer.id, message, version)
+        return envelope_response(envelope, version)
+    if operation is Operation.RECOGER_FICHERO:
+        assert isinstance(message, RecogerFichero)
+        served = await asyncio.to_thread(
+            open_published_file, state.ledger, peer_spool, message.nombre_fichero
+        )
+        head = build_envelope(served.response().to_xml(), version=version)
+        log.info("%s: serving %s (%d bytes)", peer.id, served.name, served.size)
+        return await stream_dime_file(
+            request, head, served.handle, served.size, piece_size=state.read_piece
+        )
+    if operation is Operation.CONFIRMACION_RECEPCION_FICHERO:
+        assert isinstance(message, ConfirmacionRecepcionFichero)
+        answer = await asyncio.to_thread(confirm_reception, state.ledger, peer_spool, message)
+        return soap_response(answer.to_xml(), version)
+    raise _NoAttachment()
+
+
+class _NoAttachment(ProtocolError):
+    fault_code = FaultCode.CLIENT
+    fault_from_body = True
+
+    def __init__(self) -> None:
+        super().__init__(
+            "enviarFichero must be sent as application/dime with the file as an attachment"
+        )
+
+
+def _listing(
+    state: ServerState, peer_id: str, message: InformacionDisponible, version: SoapVersion
+) -> bytes:
+    return listing_envelope(message, published_listing(state.ledger, peer_id), version)
+
+
+def _inbound_store(state: ServerState, peer_spool: PeerSpool, peer: PeerConfig) -> InboundStore:
+    if state.inbound_store is not None:
+        return state.inbound_store(peer_spool, peer)
+    # reassemble=False: the rebuild runs after we answered (see below).
+    return InboundStore(peer_spool, state.ledger, decompress=peer.decompress, reassemble=False)
+
+
+def _reassemble_later(
+    app: web.Application,
+    state: ServerState,
+    peer_spool: PeerSpool,
+    peer: PeerConfig,
+    original: str,
+    *,
+    manual: bool,
+) -> None:
+    """Try to rebuild ``original`` in a worker thread, after the answer.
+
+    The block itself is durable before we answer; the rebuild (up to hundreds
+    of MB of reads) must not hold the peer's call. It is idempotent and runs
+    under the peer lock, so a crash here is finished by the next sweep and two
+    last blocks arriving together still rebuild the file once.
+    """
+    if state.reassembler is not None:
+        reassembler = state.reassembler(peer_spool, peer)
+    else:
+        reassembler = Reassembler(peer_spool, state.ledger, decompress=peer.decompress)
+    tasks = app[_BACKGROUND_KEY]
+    task = asyncio.get_running_loop().create_task(
+        asyncio.to_thread(reassembler.try_complete, original, manual=manual)
+    )
+    tasks.add(task)
+
+    def done(finished: asyncio.Task[object]) -> None:
+        tasks.discard(finished)
+        if not finished.cancelled() and finished.exception() is not None:
+            log.error(
+                "%s: rebuilding %s failed; the next sweep retries it",
+                peer.id,
+                original,
+                exc_info=finished.exception(),
+            )
+
+    task.add_done_callback(done)
