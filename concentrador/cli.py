@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("serve", "run the daemon (server, schedules, spool watcher)", _dispatch)
     add("check-config", "validate the config and print it resolved", _check_config)
-    add("status", "show spool and peer status", _dispatch)
+    status = add("status", "show spool and peer status", _dispatch)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
     add("collect", "run one collection cycle from a peer now", _dispatch).add_argument("peer")
     add("push", "push pending files to a peer now", _dispatch).add_argument("peer")
     ls = add("ls", "list the files a peer publishes for us", _dispatch)

@@ -1,0 +1,99 @@
+"""The daemon's HTTP(S) listener, with a shutdown that lets uploads finish.
+
+aiohttp's own graceful shutdown (``AppRunner.cleanup``) marks every
+connection closing *before* waiting for handlers, and from then on drops any
+request bytes still arriving (aio-libs/aiohttp#2298). A peer halfway through
+an 8 MB enviarFichero would then stall until the timeout and lose its call.
+So :meth:`Listener.stop` first only closes the listening socket, waits for
+the requests in flight (counted by a middleware) to finish on their own,
+and only then lets aiohttp close the idle connections and cancel whatever
+is left. A cancelled upload aborts its ``DurableWriter``: no half file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+__all__ = ["ListenError", "Listener"]
+
+log = logging.getLogger(__name__)
+
+# After the drain, what still runs gets this long before it is cancelled.
+_FINAL_GRACE = 1.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ListenError(Exception):
+    """The socket could not be bound; the message is one line."""
+
+
+class Listener:
+    """Serves ``app`` on ``host:port`` until :meth:`stop`."""
+
+    def __init__(self, app: web.Application, *, shutdown_timeout: float) -> None:
+        self.shutdown_timeout = shutdown_timeout
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        app.middlewares.append(self._track)
+        self._runner = web.AppRunner(app, shutdown_timeout=_FINAL_GRACE, handle_signals=False)
+        self._addresses: list[tuple[str, int]] = []
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """The bound (host, port) pairs; kept after stop for log lines."""
+        return list(self._addresses)
+
+    @web.middleware
+    async def _track(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await handler(request)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            # asyncio wraps the bind error in a long message; errno says it best.
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            raise ListenError(f"cannot listen on {listen}: {reason}") from None
+        self._addresses = [(str(a[0]), int(a[1])) for a in self._runner.addresses]
+
+    async def stop(self) -> None:
+        """Stop accepting, let requests in flight finish (bounded), close."""
+        for site in list(self._runner.sites):
+            await site.stop()  # closes the listening socket only
+        if self._in_flight:
+            log.info("waiting for %d request(s) in flight", self._in_flight)
+            started = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), self.shutdown_timeout)
+            if self._in_flight:
+                log.warning(
+                    "%d request(s) still running after %.0f s; cancelling them",
+                    self._in_flight,
+                    time.monotonic() - started,
+                )
+        await self._runner.cleanup()

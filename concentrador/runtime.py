@@ -1,0 +1,226 @@
+"""The spool side of the running daemon: publishers, reassembly, expiry.
+
+:class:`SpoolServices` owns the objects that act on the spool for every
+configured peer and runs their blocking work off the event loop through
+:class:`~concentrador.jobs.CoalescingRunner` (one publish pass and one
+reassembly pass per peer at a time, bursts coalesced). Watcher callbacks
+arrive on watchdog's thread and are hopped onto the loop with
+``call_soon_threadsafe`` before anything else happens.
+
+On SIGHUP, :meth:`SpoolServices.apply_config` swaps in per-peer objects built
+from the new config; a pass already running finishes with the old ones
+(the per-peer runner keys guarantee it cannot overlap a new one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from concentrador.config.model import Config, PeerConfig
+from concentrador.jobs import CoalescingRunner
+from concentrador.protocol.blocks import parse_block_name
+from concentrador.protocol.filetypes import TypeClassifier, merge_prefixes
+from concentrador.spool.compress import Compressor, describe, detect_compressor
+from concentrador.spool.expiry import expire_published
+from concentrador.spool.layout import Spool, is_temp_name
+from concentrador.spool.ledger import Ledger
+from concentrador.spool.publisher import Publisher
+from concentrador.spool.reassembly import Reassembler
+
+__all__ = ["SpoolServices", "build_classifier"]
+
+log = logging.getLogger(__name__)
+
+# Worker threads for spool passes. Each publish pass fans out over all cores
+# by itself (the compressor's pool), so more than a few passes at once would
+# only make them compete; the bound keeps a burst over many peers in check.
+SPOOL_WORKERS = 4
+
+
+def build_classifier(config: Config) -> TypeClassifier:
+    """The type classifier: the shipped prefix table plus ``[filetypes]``."""
+    return TypeClassifier(merge_prefixes(config.filetypes.prefixes))
+
+
+@dataclass
+class _PeerObjects:
+    config: PeerConfig
+    publisher: Publisher
+    reassembler: Reassembler
+
+
+class SpoolServices:
+    """Publishing, reassembly and expiry for every configured peer."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        settle_seconds: float = 2.0,
+        compressor: Compressor | None = None,
+    ) -> None:
+        self.config = config
+        self.settle_seconds = settle_seconds
+        self.spool = Spool(config.node.spool)
+        self.spool.ensure([p.id for p in config.peers])
+        self.ledger = Ledger(self.spool.ledger_path)
+        self.compressor = compressor or detect_compressor()
+        log.info("compressor: %s", describe(self.compressor))
+        self.classifier = build_classifier(config)
+        self.executor = ThreadPoolExecutor(SPOOL_WORKERS, thread_name_prefix="spool")
+        self._publish_runner = CoalescingRunner(self.executor, name="outbox publish pass")
+        self._reassembly_runner = CoalescingRunner(self.executor, name="reassembly pass")
+        self._peers: dict[str, _PeerObjects] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._build_peers(config)
+
+    # -- configuration -------------------------------------------------------------
+    def _build_peers(self, config: Config) -> None:
+        peers = {}
+        for peer in config.peers:
+            peer_spool = self.spool.peer(peer.id).ensure()
+            publisher = Publisher(
+                peer_spool,
+                self.ledger,
+                classifier=self.classifier,
+                block_size=config.node.block_size,
+                deliver=peer.deliver,
+                compressor=self.compressor,
+                settle_seconds=self.settle_seconds,
+            )
+            reassembler = Reassembler(peer_spool, self.ledger, decompress=peer.decompress)
+            peers[peer.id] = _PeerObjects(peer, publisher, reassembler)
+        self._peers = peers
+
+    def apply_config(self, config: Config) -> None:
+        """Use ``config`` from now on (the spool root never changes while running)."""
+        self.config = config
+        self.classifier = build_classifier(config)
+        self._build_peers(config)
+
+    @property
+    def peer_ids(self) -> list[str]:
+        return list(self._peers)
+
+    # -- start-up (blocking; run before the server listens) -------------------------
+    def startup_pass(self) -> None:
+        """Crash recovery and one round of every job, in the documented order.
+
+        Publisher recovery runs before ``clear_work``: it must see the staging
+        folders a crash left in ``.work/`` to finish or undo them.
+        """
+        for peer_id, objects in self._peers.items():
+            report = objects.publisher.recover()
+            if report.rolled_back or report.completed:
+                log.info(
+                    "%s: recovered interrupted publications (%d completed, %d rolled back)",
+                    peer_id,
+                    report.completed,
+                    report.rolled_back,
+                )
+            removed = self.spool.peer(peer_id).clear_work()
+            if removed:
+                log.info("%s: cleared %d leftover temp file(s) in .work/", peer_id, removed)
+        for peer_id in self._peers:
+            self.publish_pass(peer_id)
+        for peer_id in self._peers:
+            self.reassembly_pass(peer_id)
+        self.expiry_pass()
+
+    # -- the passes (blocking; called in the executor) ---------------------------------
+    def publish_pass(self, peer_id: str) -> None:
+        objects = self._peers.get(peer_id)
+        if objects is not None:
+            objects.publisher.publish_pending()
+
+    def reassembly_pass(self, peer_id: str, original: str | None = None) -> None:
+        objects = self._peers.get(peer_id)
+        if objects is None:
+            return
+        if original is None:
+            objects.reassembler.sweep()
+        else:
+            objects.reassembler.try_complete(original)
+
+    def expiry_pass(self) -> None:
+        now = datetime.now(UTC)
+        for peer_id in list(self._peers):
+            # expire_published logs each file it moves.
+            expire_published(
+                self.spool.peer(peer_id),
+                self.ledger,
+                now=now,
+                publish_days=self.config.node.publish_days,
+            )
+
+    # -- triggers (event loop) ----------------------------------------------------------
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def request_publish(self, peer_id: str) -> None:
+        """Ask for a publish pass of ``peer_id`` (coalesced)."""
+        if peer_id in self._peers:
+            self._publish_runner.request(peer_id, lambda: self.publish_pass(peer_id))
+
+    def request_publish_all(self) -> None:
+        for peer_id in self.peer_ids:
+            self.request_publish(peer_id)
+
+    def request_reassembly(self, peer_id: str, original: str | None = None) -> None:
+        if peer_id in self._peers:
+            # Keyed per peer, not per set: the reassembler takes the peer lock
+            # anyway, and a sweep covers any set a coalesced request names.
+            key = peer_id
+            self._reassembly_runner.request(key, lambda: self.reassembly_pass(peer_id, original))
+
+    def request_reassembly_all(self) -> None:
+        for peer_id in self.peer_ids:
+            self.request_reassembly(peer_id)
+
+    def _outbox_event(self, peer_id: str) -> None:
+        self.request_publish(peer_id)
+        # A file seen for the first time is not settled yet (the publisher
+        # waits until it stops changing); look again once it could be. A
+        # later event for the same peer pushes this look further out.
+        self._publish_runner.request_later(
+            peer_id, self.settle_seconds + 0.25, lambda: self.publish_pass(peer_id)
+        )
+
+    def _partial_event(self, peer_id: str, path: Path) -> None:
+        block = parse_block_name(path.name)
+        if block is not None:
+            self.request_reassembly(peer_id, block.original)
+
+    # -- watcher callbacks (watchdog's thread) ----------------------------------------
+    def on_outbox(self, peer_id: str, path: Path) -> None:
+        self._hop(self._outbox_event, peer_id)
+
+    def on_partial(self, peer_id: str, path: Path) -> None:
+        if not is_temp_name(Path(path).name):
+            self._hop(self._partial_event, peer_id, Path(path))
+
+    def _hop(self, callback: object, *args: object) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        # RuntimeError: the loop closed between the check and the call (stopping).
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(callback, *args)  # type: ignore[arg-type]
+
+    # -- shutdown ---------------------------------------------------------------------
+    async def drain(self) -> None:
+        """Stop taking work and wait for the passes that run."""
+        await self._publish_runner.close()
+        await self._reassembly_runner.close()
+
+    def close(self) -> None:
+        """Join the worker threads, stop the compressor, close the ledger."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.compressor.close()
+        self.ledger.close()
