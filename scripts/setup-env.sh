@@ -41,7 +41,13 @@ extra=""
 stamp=".venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)-${mode}"
 if [ ! -f "$stamp" ]; then
   echo "setup: installing concentrador${extra} into .venv" >&2
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e ".${extra}"
+  log=".venv/setup-${mode}.log"
+  if ! { .venv/bin/python -m pip install -q --upgrade pip \
+         && .venv/bin/python -m pip install -q -e ".${extra}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "setup: pip install failed (log above, also in $log)" >&2
+    exit 1
+  fi
+  rm -f .venv/.installed-*-"${mode}"
   touch "$stamp"
 fi
