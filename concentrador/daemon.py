@@ -127,6 +127,7 @@ class Daemon:
         self.state: Any = None
         self._listener: Listener | None = None
         self._watcher: Any = None
+        self.client: Any = None  # the ClientRunner, once started
         self._reload_lock = asyncio.Lock()
         self._stopped = False
 
@@ -167,8 +168,25 @@ class Daemon:
         if self.options.watch:
             await asyncio.to_thread(self._start_watcher)
         self._add_jobs()
+        self._start_client(loop)
         self.scheduler.start()
         sdnotify.ready(f"listening on {self.url}")
+
+    def _start_client(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Collection crons and push sweeps for the peers we call."""
+        from concentrador.client.runner import ClientRunner
+        from concentrador.client.schedule import schedule_peer_jobs, trigger_push
+
+        assert self.services is not None
+        self.client = ClientRunner(self.config, self.services.ledger)
+        schedule_peer_jobs(self.scheduler, self.config, self.client)
+
+        def published(peer_id: str, _count: int) -> None:
+            # Worker thread → loop: push what was just queued within seconds
+            # instead of waiting for the next sweep.
+            loop.call_soon_threadsafe(trigger_push, self.scheduler, peer_id)
+
+        self.services.on_published = published
 
     async def _start_server(self) -> None:
         from concentrador.server.app import build_app
@@ -287,6 +305,10 @@ class Daemon:
         if self._watcher is not None and old_peers != self.services.peer_ids:
             await asyncio.to_thread(self._stop_watcher)
             await asyncio.to_thread(self._start_watcher)
+        if self.client is not None:
+            from concentrador.client.schedule import schedule_peer_jobs
+
+            schedule_peer_jobs(self.scheduler, new, self.client)
         # New peers may already have files waiting.
         self.services.request_publish_all()
         log.info("configuration reloaded from %s (%d peer(s))", path, len(new.peers))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,6 +75,9 @@ class SpoolServices:
         log.info("compressor: %s", describe(self.compressor))
         self.classifier = build_classifier(config)
         self.executor = ThreadPoolExecutor(SPOOL_WORKERS, thread_name_prefix="spool")
+        # Called from a worker thread after a pass published something (the
+        # daemon hops onto the loop to start a push cycle for push peers).
+        self.on_published: Callable[[str, int], None] | None = None
         self._publish_runner = CoalescingRunner(self.executor, name="outbox publish pass")
         self._reassembly_runner = CoalescingRunner(self.executor, name="reassembly pass")
         self._peers: dict[str, _PeerObjects] = {}
@@ -136,8 +140,11 @@ class SpoolServices:
     # -- the passes (blocking; called in the executor) ---------------------------------
     def publish_pass(self, peer_id: str) -> None:
         objects = self._peers.get(peer_id)
-        if objects is not None:
-            objects.publisher.publish_pending()
+        if objects is None:
+            return
+        results = objects.publisher.publish_pending()
+        if results and self.on_published is not None:
+            self.on_published(peer_id, len(results))
 
     def reassembly_pass(self, peer_id: str, original: str | None = None) -> None:
         objects = self._peers.get(peer_id)

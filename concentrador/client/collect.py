@@ -1,0 +1,347 @@
+"""The collection cycle (CPCSCC.md §8): list, fetch and verify, store, confirm.
+
+For one peer, over one :class:`~concentrador.client.session.PeerSession`:
+
+1. peticionFechaHora: record the clock offset, warn above the threshold (§9);
+2. informacionDisponible with the peer's ``collect_types``;
+3. every whole file, and every block of every split file whose blocks are
+   *all* listed, is fetched into a temp file while its MD5 is computed; it is
+   committed (fsync + rename, through :class:`InboundStore`) only when the MD5
+   matches the peer's checksum. A mismatch is fetched again, up to
+   ``retries`` times, then confirmed with code 1 and recorded;
+4. blocks go to ``partial/`` and the one reassembly path
+   (:class:`~concentrador.spool.reassembly.Reassembler`) rebuilds the file in
+   ``inbox/`` once the set is complete;
+5. each original file is confirmed once, with code 0, under its own name.
+
+Idempotence comes from the ledger's ``received`` table. A listed name that
+we already stored is confirmed again *without being fetched*: that is the
+"died after storing, before confirming" case and the "confirmation lost,
+file listed again" case alike. Blocks already in ``partial/`` were verified
+when they were committed, so only the missing ones are fetched.
+
+Errors: a connection error or ``Client.Autenticacion`` ends the cycle (the
+caller records it); ``Client.Fichero`` while fetching means the file is gone
+(logged, next file); other faults on one file are logged and the cycle goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from concentrador.client.errors import (
+    AuthenticationRefused,
+    FileVanished,
+    PeerFaultError,
+    PeerProtocolError,
+)
+from concentrador.client.progress import Progress
+from concentrador.client.session import PeerSession
+from concentrador.config.model import PeerConfig
+from concentrador.protocol.blocks import group_listing
+from concentrador.protocol.messages import ConfirmationCode
+from concentrador.protocol.names import InvalidFileName, validate_peer_filename
+from concentrador.spool.inbound import InboundStore
+from concentrador.spool.layout import PeerSpool, SpoolState
+from concentrador.spool.ledger import Ledger
+
+__all__ = ["CollectionSummary", "Collector", "clock_offset_seconds"]
+
+log = logging.getLogger(__name__)
+
+KV_CLOCK_OFFSET = "clock_offset_seconds"
+KV_CLOCK_CHECKED = "clock_checked_at"
+KV_CHECKSUM_FAILURES = "checksum_failures"
+KV_LAST_CHECKSUM_FAILURE = "last_checksum_failure"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def clock_offset_seconds(
+    peer_wall_time: datetime, sent: datetime, received: datetime, timezone: ZoneInfo
+) -> float:
+    """Peer clock minus ours, in seconds, against the middle of the round trip.
+
+    The wire time carries no zone (§4.1); it is read in *our* node's time zone
+    (both ends default to Europe/Madrid). A peer in another zone therefore
+    shows its zone difference as offset, which is worth a look anyway.
+    """
+    middle = sent + (received - sent) / 2
+    return (peer_wall_time.replace(tzinfo=timezone) - middle).total_seconds()
+
+
+@dataclass
+class CollectionSummary:
+    """What one cycle did; :meth:`line` is the status/CLI summary."""
+
+    peer: str
+    listed: int = 0
+    fetched: int = 0
+    bytes: int = 0
+    stored: list[str] = field(default_factory=list)
+    confirmed: list[str] = field(default_factory=list)
+    reconfirmed: list[str] = field(default_factory=list)
+    checksum_failed: list[str] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    not_confirmed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    clock_offset: float | None = None
+
+    def line(self) -> str:
+        parts = [
+            f"{self.listed} listed",
+            f"{len(self.stored)} stored",
+            f"{len(self.confirmed)} confirmed",
+        ]
+        for label, items in (
+            ("re-confirmed without fetching", self.reconfirmed),
+            ("checksum failed", self.checksum_failed),
+            ("vanished", self.vanished),
+            ("waiting for blocks", self.waiting),
+            ("not confirmed", self.not_confirmed),
+            ("skipped", self.skipped),
+        ):
+            if items:
+                parts.append(f"{len(items)} {label}")
+        parts.append(f"{self.fetched} fetched ({self.bytes} bytes)")
+        return ", ".join(parts)
+
+
+class Collector:
+    """Runs one collection cycle of one peer."""
+
+    def __init__(
+        self,
+        session: PeerSession,
+        peer: PeerConfig,
+        peer_spool: PeerSpool,
+        ledger: Ledger,
+        *,
+        retries: int,
+        timezone: ZoneInfo,
+        clock_warn_seconds: float,
+        now: Callable[[], datetime] = _utc_now,
+        progress: Progress | None = None,
+        on_stored: Callable[[str], None] | None = None,
+    ) -> None:
+        self.session = session
+        self.peer = peer
+        self.spool = peer_spool
+        self.ledger = ledger
+        self.retries = retries
+        self.timezone = timezone
+        self.clock_warn_seconds = clock_warn_seconds
+        self.now = now
+        self.progress = progress or Progress()
+        # Test seam: runs after a file is stored durably, before it is
+        # confirmed (a test raises here to play "killed between the two").
+        self.on_stored = on_stored
+        self.store = InboundStore(peer_spool, ledger, decompress=peer.decompress)
+        self.summary = CollectionSummary(peer.id)
+
+    @property
+    def peer_id(self) -> str:
+        return self.peer.id
+
+    async def run(self) -> CollectionSummary:
+        await asyncio.to_thread(self.spool.ensure)
+        await self.check_clock()
+        listing = await self.session.informacion_disponible(self.peer.collect_types)
+        sizes = {datos.nombre: datos.longitud_kb for _, datos in listing.files()}
+        grouped = group_listing(sizes)
+        self.summary.listed = len(grouped.whole) + len(grouped.complete) + len(grouped.incomplete)
+        self.progress.plan(
+            len(grouped.whole) + len(grouped.complete),
+            1024 * sum(sizes[n] for n in grouped.whole)
+            + 1024 * sum(sizes[n] for names in grouped.complete.values() for n in names),
+        )
+        for name in grouped.whole:
+            await self._collect_whole(name)
+        for original, block_names in grouped.complete.items():
+            await self._collect_split(original, list(block_names))
+        for original, incomplete in grouped.incomplete.items():
+            log.info(
+                "%s: %s has %d of %d blocks listed; waiting for the rest",
+                self.peer_id, original, len(incomplete.present), incomplete.count,
+            )  # fmt: skip
+            self.summary.waiting.append(original)
+        for original in grouped.inconsistent:
+            log.warning(
+                "%s: the listed blocks of %s disagree on the block count; not collected",
+                self.peer_id, original,
+            )  # fmt: skip
+            self.summary.skipped.append(original)
+        return self.summary
+
+    # -- clock ----------------------------------------------------------------------------
+    async def check_clock(self) -> float | None:
+        """peticionFechaHora; records and returns the offset (None if unavailable)."""
+        sent = self.now()
+        try:
+            peer_time = await self.session.peticion_fecha_hora()
+        except AuthenticationRefused:
+            raise
+        except (PeerFaultError, PeerProtocolError) as exc:
+            log.warning("%s: clock check failed: %s", self.peer_id, exc)
+            return None
+        received = self.now()
+        offset = clock_offset_seconds(peer_time, sent, received, self.timezone)
+        self.summary.clock_offset = offset
+        await asyncio.to_thread(self._record_clock, offset, received)
+        if abs(offset) > self.clock_warn_seconds:
+            log.warning(
+                "%s: the peer's clock is %+.0f s off ours (threshold %s s)",
+                self.peer_id, offset, self.clock_warn_seconds,
+            )  # fmt: skip
+        return offset
+
+    def _record_clock(self, offset: float, at: datetime) -> None:
+        self.ledger.set_status(self.peer_id, KV_CLOCK_OFFSET, f"{offset:+.0f}")
+        self.ledger.set_status(self.peer_id, KV_CLOCK_CHECKED, at.isoformat(timespec="seconds"))
+
+    # -- files ----------------------------------------------------------------------------
+    def _unsafe(self, names: list[str]) -> bool:
+        for name in names:
+            try:
+                validate_peer_filename(name)
+            except InvalidFileName as exc:
+                log.warning("%s: listed name refused, not collected: %s", self.peer_id, exc)
+                self.summary.skipped.append(ascii(name[:80]))
+                return True
+        return False
+
+    async def _already_stored(self, name: str) -> bool:
+        return await asyncio.to_thread(self.ledger.received, self.peer_id, name) is not None
+
+    async def _collect_whole(self, name: str) -> None:
+        if self._unsafe([name]):
+            return
+        if await self._already_stored(name):
+            await self._reconfirm(name)
+            return
+        result = await self._fetch_verified(name)
+        if result == "stored":
+            await self._stored(name)
+        elif result == "checksum":
+            await self._checksum_failed(name)
+
+    async def _collect_split(self, original: str, block_names: list[str]) -> None:
+        if self._unsafe([original, *block_names]):
+            return
+        if await self._already_stored(original):
+            await self._reconfirm(original)
+            return
+        partial = self.spool.dir(SpoolState.PARTIAL)
+        for name in block_names:
+            if await asyncio.to_thread((partial / name).is_file):
+                continue  # verified when it was committed (by us or a push)
+            result = await self._fetch_verified(name)
+            if result == "checksum":
+                await self._checksum_failed(original)
+                return
+            if result != "stored":
+                return  # vanished or failed: the rest of the set waits
+        if not await self._already_stored(original):
+            # The commit of the last block normally rebuilt it; this covers a
+            # deferred rebuild and a set that was complete before this cycle.
+            await asyncio.to_thread(self.store.reassembler.try_complete, original)  # type: ignore[union-attr]
+        if await self._already_stored(original):
+            await self._stored(original)
+            return
+        if any([await asyncio.to_thread((partial / n).is_file) for n in block_names]):
+            log.warning("%s: %s not rebuilt yet; will retry", self.peer_id, original)
+            self.summary.waiting.append(original)
+            return
+        # The reassembler moved the set to failed/ (not one bzip2 stream).
+        log.error(
+            "%s: %s does not rebuild from its blocks; confirming code 2", self.peer_id, original
+        )
+        self.summary.skipped.append(original)
+        await self._confirm(original, ConfirmationCode.GENERIC_ERROR)
+
+    async def _fetch_verified(self, name: str) -> str:
+        """``stored``, ``checksum`` (still wrong after the retries), ``vanished`` or ``failed``."""
+        for attempt in range(1, self.retries + 2):
+            writer = await asyncio.to_thread(self.store.open, name, manual=False)
+            try:
+                try:
+                    fichero, size = await self.session.recoger_fichero(
+                        name, writer, self.progress.advance
+                    )
+                except FileVanished as exc:
+                    log.info("%s: %s vanished before we fetched it: %s", self.peer_id, name, exc)
+                    self.summary.vanished.append(name)
+                    return "vanished"
+                except AuthenticationRefused:
+                    raise
+                except (PeerFaultError, PeerProtocolError) as exc:
+                    log.warning("%s: fetching %s failed: %s", self.peer_id, name, exc)
+                    self.summary.skipped.append(name)
+                    return "failed"
+                self.summary.fetched += 1
+                self.summary.bytes += size
+                if fichero.matches(writer.md5):
+                    await asyncio.to_thread(self.store.commit, writer, name)
+                    return "stored"
+                log.warning(
+                    "%s: %s: MD5 mismatch (peer says %s, got %s), attempt %d of %d",
+                    self.peer_id, name, fichero.checksum, writer.md5, attempt, self.retries + 1,
+                )  # fmt: skip
+            finally:
+                await asyncio.to_thread(writer.abort)  # no-op once committed
+        return "checksum"
+
+    # -- confirmations ------------------------------------------------------------------------
+    async def _stored(self, name: str) -> None:
+        self.summary.stored.append(name)
+        self.progress.file_done(name, "stored")
+        if self.on_stored is not None:
+            self.on_stored(name)
+        if await self._confirm(name, ConfirmationCode.RECEIVED):
+            self.summary.confirmed.append(name)
+
+    async def _reconfirm(self, name: str) -> None:
+        log.info("%s: %s is already stored; confirming it again", self.peer_id, name)
+        if await self._confirm(name, ConfirmationCode.RECEIVED):
+            self.summary.reconfirmed.append(name)
+
+    async def _checksum_failed(self, name: str) -> None:
+        log.error(
+            "%s: %s: MD5 still wrong after %d attempt(s); confirming code 1",
+            self.peer_id, name, self.retries + 1,
+        )  # fmt: skip
+        self.summary.checksum_failed.append(name)
+        await asyncio.to_thread(self._record_checksum_failure, name)
+        await self._confirm(name, ConfirmationCode.CHECKSUM_FAILED)
+
+    def _record_checksum_failure(self, name: str) -> None:
+        count = int(self.ledger.status(self.peer_id).get(KV_CHECKSUM_FAILURES, "0") or 0)
+        self.ledger.set_status(self.peer_id, KV_CHECKSUM_FAILURES, str(count + 1))
+        when = self.now().isoformat(timespec="seconds")
+        self.ledger.set_status(self.peer_id, KV_LAST_CHECKSUM_FAILURE, f"{name} at {when}")
+
+    async def _confirm(self, name: str, code: int) -> bool:
+        """Send the confirmation; True when the peer accepted it (codigo 0)."""
+        try:
+            accepted = await self.session.confirmacion(name, code)
+        except AuthenticationRefused:
+            raise
+        except (PeerFaultError, PeerProtocolError) as exc:
+            log.warning("%s: confirming %s (code %d) failed: %s", self.peer_id, name, code, exc)
+            accepted = False
+        if code != ConfirmationCode.RECEIVED:
+            return accepted
+        if accepted:
+            await asyncio.to_thread(self.ledger.mark_confirmed, self.peer_id, name, at=self.now())
+            return True
+        log.warning("%s: %s not confirmed by the peer; will confirm again", self.peer_id, name)
+        self.summary.not_confirmed.append(name)
+        return False

@@ -1,0 +1,174 @@
+"""``concentrador collect|push|ls|time|retry PEER ...``: the one-shot commands.
+
+Each is ``function(config, args) -> int`` as :mod:`concentrador.cli`
+dispatches it. They use the same config, spool and ledger as the daemon and
+take the same per-peer cycle locks, so they work with or without a running
+daemon and never run a cycle twice at once. A failure is raised as
+``CommandFailed`` (one line on stderr, non-zero exit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TextIO, TypeVar
+
+from concentrador.cli import CommandFailed
+from concentrador.client.collect import clock_offset_seconds
+from concentrador.client.errors import ClientError
+from concentrador.client.progress import progress_for
+from concentrador.client.push import RetryRefused, requeue_failed
+from concentrador.client.runner import ClientRunner
+from concentrador.client.session import PeerSession
+from concentrador.config.model import Config, PeerConfig
+from concentrador.protocol.messages import format_wire_datetime
+from concentrador.spool.layout import Spool
+from concentrador.spool.ledger import Ledger
+
+__all__ = ["collect", "ls", "push", "retry", "time"]
+
+T = TypeVar("T")
+
+
+def _peer(config: Config, args: argparse.Namespace, *, needs_url: bool = True) -> PeerConfig:
+    peer = config.peer_by_id(args.peer)
+    if peer is None:
+        raise CommandFailed(f"unknown peer {args.peer!r}", exit_code=2)
+    if needs_url and not peer.url:
+        raise CommandFailed(f"peer {peer.id} has no url in the config: we never call it")
+    if needs_url and config.client is None:
+        raise CommandFailed("calling a peer needs a [client] section in the config")
+    return peer
+
+
+def _ledger(config: Config) -> Ledger:
+    spool = Spool(config.node.spool)
+    spool.ensure()
+    return Ledger(spool.ledger_path)
+
+
+def _run(work: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(work())  # type: ignore[arg-type]
+    except ClientError as exc:
+        raise CommandFailed(str(exc)) from None
+
+
+def collect(config: Config, args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    """Run one collection cycle of ``args.peer`` now and print its summary."""
+    peer = _peer(config, args)
+    out = out or sys.stdout
+    with _ledger(config) as ledger:
+        runner = ClientRunner(config, ledger)
+        progress = progress_for()
+        try:
+            summary = _run(lambda: runner.collect(peer.id, progress=progress))
+        finally:
+            progress.close()
+    print(f"{peer.id}: {summary.line()}", file=out)
+    return 0
+
+
+def push(config: Config, args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    """Publish the peer's outbox into ``sending/``, then run one push cycle."""
+    peer = _peer(config, args)
+    if peer.deliver != "push":
+        raise CommandFailed(f'peer {peer.id} has deliver = "{peer.deliver}", not "push"')
+    out = out or sys.stdout
+    with _ledger(config) as ledger:
+        published = _publish_outbox(config, peer, ledger)
+        runner = ClientRunner(config, ledger)
+        progress = progress_for()
+        try:
+            summary = _run(lambda: runner.push(peer.id, progress=progress))
+        finally:
+            progress.close()
+    print(f"{peer.id}: {published} file(s) taken from outbox/; {summary.line()}", file=out)
+    return 1 if summary.failed else 0
+
+
+def _publish_outbox(config: Config, peer: PeerConfig, ledger: Ledger) -> int:
+    """The outbox pipeline (compress, split, move to ``sending/``), without settling."""
+    from concentrador.runtime import build_classifier
+    from concentrador.spool.compress import detect_compressor
+    from concentrador.spool.publisher import Publisher
+
+    peer_spool = Spool(config.node.spool).peer(peer.id).ensure()
+    with detect_compressor() as compressor:
+        publisher = Publisher(
+            peer_spool,
+            ledger,
+            classifier=build_classifier(config),
+            block_size=config.node.block_size,
+            deliver=peer.deliver,
+            compressor=compressor,
+            # The operator asked for it now: files they dropped are complete.
+            settle_seconds=0,
+        )
+        return len(publisher.publish_pending())
+
+
+def ls(config: Config, args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    """informacionDisponible of ``args.peer`` as a table (TYPE, SIZE KB, NAME)."""
+    peer = _peer(config, args)
+    out = out or sys.stdout
+    types = tuple(getattr(args, "types", None) or peer.collect_types)
+
+    async def listing() -> list[tuple[str, int, str]]:
+        async with PeerSession.open(config, peer) as session:
+            answer = await session.informacion_disponible(types)
+        return [(tipo, datos.longitud_kb, datos.nombre) for tipo, datos in answer.files()]
+
+    rows = _run(listing)
+    print(f"{'TYPE':<5} {'SIZE KB':>10}  NAME", file=out)
+    for tipo, size_kb, name in rows:
+        # Names come from the peer: show them escaped, never raw control chars.
+        shown = name if name.isprintable() else ascii(name)
+        print(f"{tipo:<5} {size_kb:>10}  {shown}", file=out)
+    print(f"{len(rows)} file(s)", file=out)
+    return 0
+
+
+def time(config: Config, args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    """peticionFechaHora of ``args.peer`` and the offset against our clock."""
+    peer = _peer(config, args)
+    out = out or sys.stdout
+    zone = config.node.timezone
+
+    async def ask() -> tuple[datetime, datetime, datetime]:
+        async with PeerSession.open(config, peer) as session:
+            sent = datetime.now(UTC)
+            peer_time = await session.peticion_fecha_hora()
+            return peer_time, sent, datetime.now(UTC)
+
+    peer_time, sent, received = _run(ask)
+    offset = clock_offset_seconds(peer_time, sent, received, zone)
+    ours = received.astimezone(zone)
+    print(f"{peer.id}: {format_wire_datetime(peer_time)}", file=out)
+    print(f"ours: {format_wire_datetime(ours)} ({zone.key})", file=out)
+    warn = abs(offset) > config.node.clock_warn_seconds
+    note = f"  WARNING: over {config.node.clock_warn_seconds} s" if warn else ""
+    print(f"offset: {offset:+.0f} s (peer minus ours){note}", file=out)
+    return 0
+
+
+def retry(config: Config, args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    """Move the failed file ``args.name`` of ``args.peer`` back to ``sending/``."""
+    peer = _peer(config, args, needs_url=False)
+    out = out or sys.stdout
+    peer_spool = Spool(config.node.spool).peer(peer.id)
+    with _ledger(config) as ledger:
+        try:
+            moved = requeue_failed(peer_spool, ledger, args.name)
+        except RetryRefused as exc:
+            raise CommandFailed(str(exc)) from None
+    print(
+        f"{peer.id}: {len(moved)} file(s) back in sending/; the next push cycle sends them",
+        file=out,
+    )
+    if peer.deliver != "push":
+        print(f'note: {peer.id} has deliver = "{peer.deliver}"; no push cycle runs', file=out)
+    return 0

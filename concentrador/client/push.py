@@ -1,0 +1,343 @@
+"""The push cycle (CPCSCC.md §4.5): send what waits in ``sending/``, block by block.
+
+Every file of a push peer waits in ``sending/`` as published by the
+:class:`~concentrador.spool.publisher.Publisher` (compressed, cut into
+``NAME.k_n`` blocks when large), with its MD5 in the ledger. For each file
+that is due (no retry scheduled in the future):
+
+* its blocks are sent in order with enviarFichero, over the cycle's one
+  connection, each read from disk as it goes out;
+* after every answer :func:`~concentrador.client.retry_policy.decide` says
+  what next: the next block, a retry later (state in the ledger, so it
+  survives restarts), or escalation;
+* the file counts as delivered only when *every* block was answered 0 (or 6):
+  then all of its blocks move to ``delivered/``;
+* escalation moves the file's blocks to ``failed/`` with ``NAME.reason``,
+  logs an ERROR and counts it in the status; nothing is ever deleted.
+
+A retry re-sends the file from its first block: a receiver answers an
+identical block again with 0 (it stores idempotently), and restarting from a
+known point is simpler to reason about than per-block bookkeeping.
+
+A connection error is counted against the file that was being sent, then
+ends the cycle: the other files would only fail the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from concentrador.client.errors import (
+    AuthenticationRefused,
+    ClientError,
+    PeerConnectionError,
+    PeerFaultError,
+    PeerProtocolError,
+)
+from concentrador.client.progress import Progress
+from concentrador.client.retry_policy import Action, Outcome, decide
+from concentrador.client.session import PeerSession
+from concentrador.config.model import PeerConfig
+from concentrador.protocol.blocks import parse_block_name
+from concentrador.spool.durable import durable_move, file_md5, move_aside, move_with_reason
+from concentrador.spool.layout import PeerSpool, SpoolState
+from concentrador.spool.ledger import Ledger
+from concentrador.spool.locks import peer_lock
+
+__all__ = [
+    "KV_FAILED_COUNT",
+    "OutgoingFile",
+    "PushSummary",
+    "Pusher",
+    "RetryRefused",
+    "pending_files",
+    "requeue_failed",
+]
+
+log = logging.getLogger(__name__)
+
+KV_FAILED_COUNT = "push_failed_count"
+REASON_SUFFIX = ".reason"
+_REASON_PREFIX = "push of "
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class OutgoingFile:
+    """One file waiting in ``sending/``: its name and its blocks in order."""
+
+    original: str
+    paths: tuple[Path, ...]
+    """The block files in order 1..n, or the one whole file."""
+    problem: str | None = None
+    """Why it cannot be sent as it is (a block missing); it is escalated."""
+
+    @property
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.paths if p.exists())
+
+
+def pending_files(peer_spool: PeerSpool) -> list[OutgoingFile]:
+    """What waits in ``sending/``, grouped per original file, sorted by name."""
+    whole: dict[str, Path] = {}
+    blocks: dict[str, dict[int, tuple[int, Path]]] = {}
+    for path in peer_spool.files(SpoolState.SENDING):
+        block = parse_block_name(path.name)
+        if block is None:
+            whole[path.name] = path
+        else:
+            blocks.setdefault(block.original, {})[block.index] = (block.count, path)
+    files = [OutgoingFile(name, (path,)) for name, path in whole.items()]
+    for original, found in blocks.items():
+        counts = {count for count, _ in found.values()}
+        ordered = tuple(found[k][1] for k in sorted(found))
+        problem = None
+        if len(counts) != 1 or len(found) != next(iter(counts)):
+            missing = sorted(set(range(1, max(counts) + 1)) - set(found))
+            problem = f"blocks missing from sending/: {missing[:10]} of {max(counts)}"
+        files.append(OutgoingFile(original, ordered, problem))
+    return sorted(files, key=lambda f: f.original)
+
+
+@dataclass
+class PushSummary:
+    peer: str
+    delivered: list[str] = field(default_factory=list)
+    retrying: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    not_due: list[str] = field(default_factory=list)
+    blocks_sent: int = 0
+    bytes: int = 0
+
+    def line(self) -> str:
+        parts = [f"{len(self.delivered)} delivered"]
+        if self.retrying:
+            parts.append(f"{len(self.retrying)} to retry")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        if self.not_due:
+            parts.append(f"{len(self.not_due)} waiting for their retry time")
+        parts.append(f"{self.blocks_sent} block(s) sent ({self.bytes} bytes)")
+        return ", ".join(parts)
+
+
+class Pusher:
+    """Runs one push cycle of one peer."""
+
+    def __init__(
+        self,
+        session: PeerSession,
+        peer: PeerConfig,
+        peer_spool: PeerSpool,
+        ledger: Ledger,
+        *,
+        retries: int,
+        retry_delay: float,
+        now: Callable[[], datetime] = _utc_now,
+        progress: Progress | None = None,
+    ) -> None:
+        self.session = session
+        self.peer = peer
+        self.spool = peer_spool
+        self.ledger = ledger
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.now = now
+        self.progress = progress or Progress()
+        self.summary = PushSummary(peer.id)
+
+    @property
+    def peer_id(self) -> str:
+        return self.peer.id
+
+    async def run(self) -> PushSummary:
+        files = await asyncio.to_thread(pending_files, self.spool)
+        due = []
+        for outgoing in files:
+            state = await asyncio.to_thread(self.ledger.push_state, self.peer_id, outgoing.original)
+            if state is not None and state.next_attempt_at and state.next_attempt_at > self.now():
+                self.summary.not_due.append(outgoing.original)
+            else:
+                due.append(outgoing)
+        sizes = await asyncio.to_thread(lambda: [f.size for f in due])
+        self.progress.plan(len(due), sum(sizes))
+        for outgoing in due:
+            await self._push_file(outgoing)
+        return self.summary
+
+    async def _push_file(self, outgoing: OutgoingFile) -> None:
+        original = outgoing.original
+        if outgoing.problem is not None:
+            await self._escalate(original, outgoing.problem, None)
+            return
+        warnings: set[str] = set()
+        for path in outgoing.paths:
+            try:
+                md5 = await asyncio.to_thread(self._md5_of, path)
+            except FileNotFoundError:
+                log.info("%s: %s left sending/ meanwhile; skipped", self.peer_id, path.name)
+                return
+            outcome, error = await self._send(path, md5)
+            state = await asyncio.to_thread(self.ledger.push_state, self.peer_id, original)
+            failed_attempts = (state.attempts if state else 0) + 1
+            decision = decide(
+                outcome,
+                failed_attempts=failed_attempts,
+                retries=self.retries,
+                retry_delay=self.retry_delay,
+                now=self.now(),
+            )
+            if decision.action is Action.ACCEPTED:
+                if decision.warning:
+                    warnings.add(decision.warning)
+                continue
+            what = f"{path.name}: {decision.reason}"
+            if decision.action is Action.RETRY:
+                await asyncio.to_thread(
+                    self.ledger.record_push_attempt,
+                    self.peer_id,
+                    original,
+                    error=what,
+                    next_attempt_at=decision.next_attempt_at,
+                )
+                log.warning(
+                    "%s: push of %s failed (attempt %d of %d), retry at %s: %s",
+                    self.peer_id, original, failed_attempts, self.retries + 1,
+                    decision.next_attempt_at, what,
+                )  # fmt: skip
+                self.summary.retrying.append(original)
+            else:
+                await self._escalate(original, decision.reason, what)
+            if error is not None:
+                raise error  # connection lost / refused: the cycle ends here
+            return
+        await self._deliver(outgoing, warnings)
+
+    def _md5_of(self, path: Path) -> str:
+        entry = self.ledger.lookup(self.peer_id, path.name)
+        if entry is not None and path.stat().st_size == entry.size:
+            return entry.md5  # computed once at publication
+        return file_md5(path)[0]
+
+    async def _send(self, path: Path, md5: str) -> tuple[Outcome, ClientError | None]:
+        """One enviarFichero; the error to end the cycle with, if any."""
+        try:
+            codigo = await self.session.enviar_fichero(path.name, path, md5, self.progress.advance)
+        except AuthenticationRefused as exc:
+            return Outcome(fault=exc.fault), exc
+        except PeerFaultError as exc:
+            return Outcome(fault=exc.fault), None
+        except PeerConnectionError as exc:
+            return Outcome(connection_error=str(exc)), exc
+        except PeerProtocolError as exc:
+            return Outcome(protocol_error=str(exc)), None
+        self.summary.blocks_sent += 1
+        self.summary.bytes += await asyncio.to_thread(lambda: path.stat().st_size)
+        return Outcome(codigo=codigo), None
+
+    # -- end states -------------------------------------------------------------------------
+    async def _deliver(self, outgoing: OutgoingFile, warnings: set[str]) -> None:
+        await asyncio.to_thread(self._deliver_sync, outgoing)
+        for warning in sorted(warnings):
+            log.warning("%s: %s: %s", self.peer_id, outgoing.original, warning)
+        log.info(
+            "%s: delivered %s (%d block(s))", self.peer_id, outgoing.original, len(outgoing.paths)
+        )
+        self.summary.delivered.append(outgoing.original)
+        self.progress.file_done(outgoing.original, "delivered")
+
+    def _deliver_sync(self, outgoing: OutgoingFile) -> None:
+        with peer_lock(self.spool):
+            for path in outgoing.paths:
+                if path.exists():
+                    move_aside(path, self.spool.dir(SpoolState.DELIVERED))
+            self.ledger.set_state(self.peer_id, outgoing.original, SpoolState.DELIVERED.value)
+            self.ledger.clear_push_state(self.peer_id, outgoing.original)
+
+    async def _escalate(self, original: str, reason: str, last_error: str | None) -> None:
+        await asyncio.to_thread(self._escalate_sync, original, reason, last_error)
+        log.error("%s: push of %s escalated to failed/: %s", self.peer_id, original, reason)
+        self.summary.failed.append(original)
+
+    def _escalate_sync(self, original: str, reason: str, last_error: str | None) -> None:
+        why = f"{_REASON_PREFIX}{original} to {self.peer_id} escalated: {reason}"
+        with peer_lock(self.spool):
+            for outgoing in pending_files(self.spool):
+                if outgoing.original != original:
+                    continue
+                for path in outgoing.paths:
+                    move_with_reason(
+                        path,
+                        self.spool.dir(SpoolState.FAILED),
+                        self.spool.work_dir,
+                        why,
+                        last_error=last_error,
+                        now=self.now(),
+                    )
+            self.ledger.set_state(self.peer_id, original, SpoolState.FAILED.value)
+            self.ledger.clear_push_state(self.peer_id, original)
+            count = int(self.ledger.status(self.peer_id).get(KV_FAILED_COUNT, "0") or 0)
+            self.ledger.set_status(self.peer_id, KV_FAILED_COUNT, str(count + 1))
+
+
+class RetryRefused(Exception):
+    """``retry PEER NAME`` cannot proceed; ``str()`` is one line."""
+
+
+def requeue_failed(peer_spool: PeerSpool, ledger: Ledger, name: str) -> list[Path]:
+    """Move a failed pushed file (all of its blocks) back to ``sending/``.
+
+    ``name`` is the file's name (a block's name also works). Its ``.reason``
+    files go to ``archive/`` (kept for the record) and its retry count starts
+    again. Only files that failed to be *pushed* qualify: a received block
+    set that failed to rebuild is the peer's file, not ours to send.
+    """
+    block = parse_block_name(name)
+    original = block.original if block is not None else name
+    failed = peer_spool.dir(SpoolState.FAILED)
+    with peer_lock(peer_spool):
+        paths = []
+        for path in peer_spool.files(SpoolState.FAILED):
+            found = parse_block_name(path.name)
+            if path.name == original or (found is not None and found.original == original):
+                paths.append(path)
+        if not paths:
+            raise RetryRefused(f"no failed file {original!r} for {peer_spool.peer} in {failed}")
+        for path in paths:
+            if not _pushed_by_us(ledger, peer_spool.peer, original, path):
+                raise RetryRefused(
+                    f"{path.name} is not a file we pushed to {peer_spool.peer}; not re-sent"
+                )
+        sending = peer_spool.dir(SpoolState.SENDING)
+        for path in paths:
+            if (sending / path.name).exists():
+                raise RetryRefused(f"{path.name} is already in {sending}")
+        moved = [durable_move(path, sending) for path in paths]
+        for path in paths:
+            reason = path.with_name(path.name + REASON_SUFFIX)
+            if reason.exists():
+                move_aside(reason, peer_spool.dir(SpoolState.ARCHIVE), stamp=True)
+        ledger.set_state(peer_spool.peer, original, SpoolState.SENDING.value)
+        ledger.clear_push_state(peer_spool.peer, original)
+    log.info("%s: %s moved back to sending/ (%d file(s))", peer_spool.peer, original, len(moved))
+    return moved
+
+
+def _pushed_by_us(ledger: Ledger, peer: str, original: str, path: Path) -> bool:
+    if ledger.entries_of(peer, original):
+        return True
+    # Not in the ledger (dropped into sending/ by hand): trust our own reason line.
+    reason = path.with_name(path.name + REASON_SUFFIX)
+    try:
+        with open(reason, encoding="utf-8", errors="replace") as handle:
+            return handle.read(len(_REASON_PREFIX)) == _REASON_PREFIX
+    except OSError:
+        return False

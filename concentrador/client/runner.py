@@ -1,0 +1,163 @@
+"""One cycle of one peer at a time, with its lock, session and status facts.
+
+Both the daemon's schedule and the one-shot CLI commands go through
+:class:`ClientRunner`, so they lock the same way and record the same status
+facts in the ledger's kv table (shown by ``concentrador status``):
+
+* ``last_cycle_at`` / ``last_cycle_result``: the last collection cycle;
+* ``last_push_at`` / ``last_push_result``: the last push cycle;
+* ``clock_offset_seconds`` (written by the collector);
+* ``push_failed_count``, ``checksum_failures``;
+* ``authentication_refused``: set, loudly, when the peer answered
+  ``Client.Autenticacion``; the daemon then stops that peer's cycles until
+  the configuration is reloaded (it needs an administrator, §4.5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from concentrador.client.collect import CollectionSummary, Collector
+from concentrador.client.errors import AuthenticationRefused, ClientError
+from concentrador.client.locks import cycle_lock
+from concentrador.client.progress import Progress
+from concentrador.client.push import Pusher, PushSummary
+from concentrador.client.session import PeerSession
+from concentrador.config.model import Config, PeerConfig
+from concentrador.spool.layout import PeerSpool, Spool
+from concentrador.spool.ledger import Ledger
+
+__all__ = ["ClientRunner", "NotCallable"]
+
+log = logging.getLogger(__name__)
+
+KV_AUTH_REFUSED = "authentication_refused"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class NotCallable(ClientError):
+    """The peer is not configured for this kind of cycle (no url, not push...)."""
+
+
+class ClientRunner:
+    """Runs collection and push cycles for the peers of one config."""
+
+    def __init__(
+        self,
+        config: Config,
+        ledger: Ledger,
+        *,
+        now: Callable[[], datetime] = _utc_now,
+        session_factory: Callable[[Config, PeerConfig], PeerSession] = PeerSession.open,
+        collector_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.now = now
+        self.session_factory = session_factory
+        self.collector_options = collector_options or {}
+        self.blocked: dict[str, str] = {}
+        """Peers whose scheduled cycles are stopped (Client.Autenticacion) → why."""
+
+    def apply_config(self, config: Config) -> None:
+        """A (re)loaded config: its peers may be called again."""
+        self.config = config
+        for peer_id in list(self.blocked):
+            log.info("%s: configuration reloaded; calling the peer again", peer_id)
+            self.ledger.set_status(peer_id, KV_AUTH_REFUSED, "")
+        self.blocked.clear()
+
+    def _peer(self, peer_id: str, *, push: bool) -> tuple[PeerConfig, PeerSpool]:
+        peer = self.config.peer_by_id(peer_id)
+        if peer is None:
+            raise NotCallable(peer_id, "not a configured peer")
+        if not peer.url:
+            raise NotCallable(peer_id, "has no url: we never call it")
+        if push and peer.deliver != "push":
+            raise NotCallable(peer_id, f'deliver = "{peer.deliver}": files wait to be collected')
+        return peer, Spool(self.config.node.spool).peer(peer_id)
+
+    def _client_settings(self) -> tuple[int, float]:
+        client = self.config.client
+        if client is None:
+            raise NotCallable("-", "calling peers needs a [client] section")
+        return client.retries, client.retry_delay
+
+    async def collect(self, peer_id: str, *, progress: Progress | None = None) -> CollectionSummary:
+        """One collection cycle now; raises :class:`ClientError` (e.g. :class:`CycleBusy`)."""
+        peer, peer_spool = self._peer(peer_id, push=False)
+        retries, _ = self._client_settings()
+        await asyncio.to_thread(peer_spool.ensure)
+        with cycle_lock(peer_spool, "collect"):
+            try:
+                async with self.session_factory(self.config, peer) as session:
+                    collector = Collector(
+                        session,
+                        peer,
+                        peer_spool,
+                        self.ledger,
+                        retries=retries,
+                        timezone=self.config.node.timezone,
+                        clock_warn_seconds=self.config.node.clock_warn_seconds,
+                        now=self.now,
+                        progress=progress,
+                        **self.collector_options,
+                    )
+                    summary = await collector.run()
+            except ClientError as exc:
+                await self._record(peer_id, "cycle", f"failed: {exc}")
+                if isinstance(exc, AuthenticationRefused):
+                    await self._refused(peer_id, exc)
+                raise
+        await self._record(peer_id, "cycle", f"ok: {summary.line()}")
+        return summary
+
+    async def push(self, peer_id: str, *, progress: Progress | None = None) -> PushSummary:
+        """One push cycle now (what is in ``sending/`` and due)."""
+        peer, peer_spool = self._peer(peer_id, push=True)
+        retries, retry_delay = self._client_settings()
+        await asyncio.to_thread(peer_spool.ensure)
+        with cycle_lock(peer_spool, "push"):
+            try:
+                async with self.session_factory(self.config, peer) as session:
+                    pusher = Pusher(
+                        session,
+                        peer,
+                        peer_spool,
+                        self.ledger,
+                        retries=retries,
+                        retry_delay=retry_delay,
+                        now=self.now,
+                        progress=progress,
+                    )
+                    summary = await pusher.run()
+            except ClientError as exc:
+                await self._record(peer_id, "push", f"failed: {exc}")
+                if isinstance(exc, AuthenticationRefused):
+                    await self._refused(peer_id, exc)
+                raise
+        await self._record(peer_id, "push", f"ok: {summary.line()}")
+        return summary
+
+    async def _record(self, peer_id: str, kind: str, result: str) -> None:
+        when = self.now().isoformat(timespec="seconds")
+
+        def write() -> None:
+            self.ledger.set_status(peer_id, f"last_{kind}_at", when)
+            self.ledger.set_status(peer_id, f"last_{kind}_result", " ".join(result.split()))
+
+        await asyncio.to_thread(write)
+
+    async def _refused(self, peer_id: str, exc: AuthenticationRefused) -> None:
+        when = self.now().isoformat(timespec="seconds")
+        text = f"since {when}: {exc}; cycles stopped until the config is reloaded"
+        self.blocked[peer_id] = text
+        log.error("%s: AUTHENTICATION REFUSED by the peer %s", peer_id, text)
+        await asyncio.to_thread(self.ledger.set_status, peer_id, KV_AUTH_REFUSED, text)

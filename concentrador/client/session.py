@@ -1,0 +1,418 @@
+"""One aiohttp client session per peer per cycle: the five operations on the wire.
+
+Why a session per cycle: the spec asks a client to keep one connection and
+its session cookies for all the calls of a cycle with a peer (§1). The
+connector therefore allows exactly one connection, and the cookie jar lives
+as long as the session. When a peer closes after each answer (Axis answers
+HTTP/1.0 with a close-delimited body, §10) the next call simply opens a new
+connection and the cookies still go with it.
+
+Wire details handled here (§1, §2, §10):
+
+* mutual TLS from ``[client]`` (cert, key, CA); host names are checked;
+* ``Concentrador/id`` header with our node id on every request,
+  ``mustUnderstand="0"`` (Axis refuses "1");
+* ``SOAPAction: "urn:<operation>"`` from the peer's template;
+* never ``Expect: 100-continue``; a ``100 Continue`` answer is skipped by
+  aiohttp's response reader;
+* DIME uploads carry a Content-Length computed from the record sizes (Axis
+  cannot read chunked requests) and read the file from disk as they send;
+* DIME downloads are parsed as they arrive; the attachment goes to a
+  caller-supplied sink in ~1 MiB batches written off the event loop;
+* ``Set-Cookie2`` (Axis) is folded into the cookie jar, which aiohttp would
+  otherwise ignore;
+* a SOAP fault, with HTTP 500 or not, becomes a :class:`PeerFaultError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
+from http.cookies import CookieError, SimpleCookie
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+
+from concentrador import __version__
+from concentrador.client.errors import (
+    ClientError,
+    FileVanished,
+    PeerConnectionError,
+    PeerProtocolError,
+    fault_error,
+)
+from concentrador.config.model import ClientConfig, Config, PeerConfig
+from concentrador.protocol.dime import (
+    NEED_DATA,
+    DimeError,
+    DimeLimits,
+    DimeMessageWriter,
+    DimeReader,
+    DimeTruncatedError,
+    MessageEnd,
+    RecordData,
+    RecordEnd,
+)
+from concentrador.protocol.errors import ProtocolError
+from concentrador.protocol.faults import Fault, FaultCode
+from concentrador.protocol.messages import (
+    ConfirmacionRecepcionFichero,
+    ConfirmacionRecepcionFicheroResponse,
+    EnviarFichero,
+    EnviarFicheroResponse,
+    Fichero,
+    InformacionDisponible,
+    InformacionDisponibleResponse,
+    PeticionFechaHora,
+    PeticionFechaHoraResponse,
+    RecogerFichero,
+    RecogerFicheroResponse,
+    WireMessage,
+)
+from concentrador.protocol.soap import SOAP11, Envelope, build_envelope, parse_envelope
+
+__all__ = ["DownloadSink", "PeerSession", "client_ssl_context"]
+
+log = logging.getLogger(__name__)
+
+DIME_CONTENT_TYPE = "application/dime"
+MAX_ANSWER = 1024 * 1024
+"""A plain answer is a few KB (a TOD listing of thousands of files: ~100 KB)."""
+UPLOAD_PIECE = 256 * 1024
+DOWNLOAD_FLUSH = 1024 * 1024
+"""Attachment bytes gathered before one write hop to a worker thread."""
+
+
+class DownloadSink(Protocol):
+    """Where a fetched attachment goes; ``write`` is called in a worker thread."""
+
+    def write(self, data: bytes) -> int: ...
+
+
+def client_ssl_context(client: ClientConfig) -> ssl.SSLContext:
+    """Mutual TLS: our client certificate, the peers' CA, host names checked."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(client.ca))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(client.cert), str(client.key))
+    return context
+
+
+@contextlib.contextmanager
+def _wire_errors(peer: str, operation: str) -> Iterator[None]:
+    """Turn aiohttp/TLS/OS failures into :class:`PeerConnectionError`."""
+    try:
+        yield
+    except ClientError:
+        raise
+    except TimeoutError:
+        raise PeerConnectionError(peer, f"{operation}: timed out") from None
+    except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise PeerConnectionError(peer, f"{operation}: {text}") from exc
+
+
+class PeerSession:
+    """Calls one peer. Use as ``async with PeerSession.open(config, peer) as s``."""
+
+    def __init__(
+        self,
+        node_id: str,
+        peer: PeerConfig,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        timeout: float,
+        dime_limits: DimeLimits | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        if not peer.url:
+            raise ValueError(f"peer {peer.id} has no url")
+        self.node_id = node_id
+        self.peer = peer
+        self.url = peer.url
+        self.dime_limits = dime_limits or DimeLimits()
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else False
+        # No total timeout: a 1 GB collection legitimately takes minutes. What
+        # must not take long is connecting and each wait for bytes.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
+        )
+        self._http: aiohttp.ClientSession | None = None
+        self.calls = 0
+
+    @classmethod
+    def open(cls, config: Config, peer: PeerConfig, **kwargs: object) -> PeerSession:
+        """A session with the ``[client]`` TLS material and timeout of ``config``."""
+        client = config.client
+        if client is None:
+            raise ValueError("calling a peer needs a [client] section")
+        is_https = (peer.url or "").lower().startswith("https:")
+        context = client_ssl_context(client) if is_https else None
+        return cls(config.node.id, peer, ssl_context=context, timeout=client.timeout, **kwargs)  # type: ignore[arg-type]
+
+    async def __aenter__(self) -> PeerSession:
+        connector = aiohttp.TCPConnector(limit=1, ssl=self._ssl)
+        # unsafe=True: keep cookies for peers addressed by IP (aiohttp drops them).
+        self._http = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
+            timeout=self._timeout,
+            headers={"User-Agent": f"concentrador/{__version__}"},
+            auto_decompress=False,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    @property
+    def cookies(self) -> aiohttp.abc.AbstractCookieJar:
+        assert self._http is not None
+        return self._http.cookie_jar
+
+    # -- the operations ---------------------------------------------------------------
+    async def peticion_fecha_hora(self) -> datetime:
+        """The peer's wall-clock time (naive: the wire carries no zone)."""
+        envelope = await self._call("peticionFechaHora", PeticionFechaHora())
+        return PeticionFechaHoraResponse.from_xml(envelope.body_elements).fecha_hora
+
+    async def informacion_disponible(self, tipos: tuple[str, ...]) -> InformacionDisponibleResponse:
+        envelope = await self._call("informacionDisponible", InformacionDisponible(tipos))
+        return InformacionDisponibleResponse.from_xml(envelope.body_elements)
+
+    async def confirmacion(self, name: str, code: int) -> bool:
+        """Confirm ``name`` with ``codConfirmacion = code``; True if the peer answered 0."""
+        message = ConfirmacionRecepcionFichero(name, code)
+        envelope = await self._call("confirmacionRecepcionFichero", message)
+        return ConfirmacionRecepcionFicheroResponse.from_xml(envelope.body_elements).confirmed
+
+    async def recoger_fichero(
+        self, name: str, sink: DownloadSink, on_bytes: Callable[[int], None] | None = None
+    ) -> tuple[Fichero, int]:
+        """Fetch ``name`` into ``sink``; returns the peer's ``Fichero`` and the byte count.
+
+        The caller compares the MD5 it computed while writing with
+        ``Fichero.checksum``. Raises :class:`FileVanished` for ``Client.Fichero``
+        or an old peer's empty ``Fichero``.
+        """
+        operation = "recogerFichero"
+        body = self._envelope(RecogerFichero(name))
+        with _wire_errors(self.peer.id, operation):
+            async with self._post(operation, body, SOAP11.content_type) as response:
+                if _media_type(response) != DIME_CONTENT_TYPE:
+                    envelope = await self._read_answer(operation, response)
+                    fichero = RecogerFicheroResponse.from_xml(envelope.body_elements).fichero
+                    if fichero is None:
+                        raise _vanished(self.peer.id, name, "answered an empty Fichero")
+                    raise PeerProtocolError(
+                        self.peer.id, f"{operation} {name}: answer has no DIME attachment"
+                    )
+                return await self._read_dime(name, response, sink, on_bytes)
+
+    async def enviar_fichero(
+        self,
+        name: str,
+        path: Path,
+        md5: str,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> int:
+        """Push the file at ``path`` as ``name``; returns the peer's ``codigo``."""
+        operation = "enviarFichero"
+        envelope = self._envelope(EnviarFichero(Fichero(name, md5)))
+        loop = asyncio.get_running_loop()
+        handle = await loop.run_in_executor(None, open, path, "rb")
+        try:
+            size = os.fstat(handle.fileno()).st_size
+            writer = DimeMessageWriter(envelope, size)
+
+            async def body() -> AsyncIterator[bytes]:
+                yield writer.begin()
+                remaining = size
+                while remaining:
+                    piece = await loop.run_in_executor(
+                        None, handle.read, min(UPLOAD_PIECE, remaining)
+                    )
+                    if not piece:
+                        raise OSError(f"{path} shrank while being sent")
+                    remaining -= len(piece)
+                    for part in writer.write(piece):
+                        yield bytes(part) if isinstance(part, memoryview) else part
+                    if on_bytes is not None:
+                        on_bytes(len(piece))
+                yield writer.end()
+
+            with _wire_errors(self.peer.id, operation):
+                async with self._post(
+                    operation, body(), DIME_CONTENT_TYPE, content_length=writer.total_length
+                ) as response:
+                    answer = await self._read_answer(operation, response)
+            return EnviarFicheroResponse.from_xml(answer.body_elements).codigo
+        except ProtocolError as exc:
+            raise PeerProtocolError(self.peer.id, f"{operation} {name}: {exc}") from None
+        finally:
+            await loop.run_in_executor(None, handle.close)
+
+    # -- plumbing ---------------------------------------------------------------------
+    def _envelope(self, message: WireMessage) -> bytes:
+        return build_envelope(message.to_xml(), version=SOAP11, concentrador_id=self.node_id)
+
+    async def _call(self, operation: str, message: WireMessage) -> Envelope:
+        body = self._envelope(message)
+        with _wire_errors(self.peer.id, operation):
+            async with self._post(operation, body, SOAP11.content_type) as response:
+                return await self._read_answer(operation, response)
+
+    def _post(
+        self,
+        operation: str,
+        data: object,
+        content_type: str,
+        *,
+        content_length: int | None = None,
+    ) -> aiohttp.client._RequestContextManager:
+        if self._http is None:
+            raise RuntimeError("PeerSession used outside 'async with'")
+        headers = {
+            "Content-Type": content_type,
+            "SOAPAction": f'"{self.peer.soap_action_for(operation)}"',
+        }
+        if content_length is not None:
+            headers["Content-Length"] = str(content_length)
+        self.calls += 1
+        return self._http.post(
+            self.url, data=data, headers=headers, expect100=False, allow_redirects=False
+        )
+
+    def _absorb_cookie2(self, response: aiohttp.ClientResponse) -> None:
+        for value in response.headers.getall("Set-Cookie2", []):
+            try:
+                cookie = SimpleCookie(value)
+            except CookieError:
+                log.debug("%s: ignoring unreadable Set-Cookie2 %r", self.peer.id, value[:80])
+                continue
+            self.cookies.update_cookies(cookie, response.url)
+
+    async def _read_answer(self, operation: str, response: aiohttp.ClientResponse) -> Envelope:
+        """Read a plain SOAP answer (bounded) and raise its fault, if any."""
+        self._absorb_cookie2(response)
+        body = bytearray()
+        while chunk := await response.content.read(64 * 1024):
+            body += chunk
+            if len(body) > MAX_ANSWER:
+                raise PeerProtocolError(
+                    self.peer.id, f"{operation}: answer is over {MAX_ANSWER} bytes"
+                )
+        return self._parse(operation, response.status, bytes(body))
+
+    def _parse(self, operation: str, status: int, body: bytes) -> Envelope:
+        try:
+            envelope = parse_envelope(body, max_size=MAX_ANSWER)
+        except ProtocolError as exc:
+            raise PeerProtocolError(
+                self.peer.id, f"{operation}: HTTP {status}, not a SOAP answer: {exc}"
+            ) from None
+        if envelope.fault is not None:
+            raise fault_error(self.peer.id, operation, envelope.fault)
+        if status != 200:
+            raise PeerProtocolError(self.peer.id, f"{operation}: HTTP {status} without a fault")
+        return envelope
+
+    async def _read_dime(
+        self,
+        name: str,
+        response: aiohttp.ClientResponse,
+        sink: DownloadSink,
+        on_bytes: Callable[[int], None] | None,
+    ) -> tuple[Fichero, int]:
+        self._absorb_cookie2(response)
+        operation = "recogerFichero"
+        loop = asyncio.get_running_loop()
+        reader = DimeReader(self.dime_limits)
+        envelope = bytearray()
+        fichero: Fichero | None = None
+        pending: list[bytes] = []
+        pending_size = 0
+        received = 0
+        attachment_ended = False
+
+        async def flush() -> None:
+            nonlocal pending, pending_size
+            if pending:
+                data = b"".join(pending)
+                pending, pending_size = [], 0
+                await loop.run_in_executor(None, sink.write, data)
+                if on_bytes is not None:
+                    on_bytes(len(data))
+
+        try:
+            ended = False
+            while not ended:
+                chunk = await response.content.readany()
+                reader.receive_data(chunk)  # b"" means end of input
+                while (event := reader.next_event()) is not NEED_DATA:
+                    if isinstance(event, RecordData):
+                        if event.index == 0:
+                            envelope += event.data
+                        elif event.index == 1:
+                            pending.append(bytes(event.data))
+                            pending_size += len(event.data)
+                            received += len(event.data)
+                            if pending_size >= DOWNLOAD_FLUSH:
+                                await flush()
+                    elif isinstance(event, RecordEnd):
+                        if event.index == 0:
+                            fichero = self._dime_fichero(name, response.status, bytes(envelope))
+                        elif event.index == 1:
+                            attachment_ended = True
+                            await flush()
+                    elif isinstance(event, MessageEnd):
+                        ended = True
+                        break
+                if not chunk:
+                    break
+        except DimeTruncatedError as exc:
+            raise PeerConnectionError(
+                self.peer.id,
+                f"{operation} {name}: connection closed mid-DIME after {received} bytes ({exc})",
+            ) from None
+        except DimeError as exc:
+            raise PeerProtocolError(self.peer.id, f"{operation} {name}: {exc}") from None
+        if fichero is None or not attachment_ended:
+            raise PeerProtocolError(
+                self.peer.id, f"{operation} {name}: DIME answer without a file attachment"
+            )
+        return fichero, received
+
+    def _dime_fichero(self, name: str, status: int, envelope: bytes) -> Fichero:
+        parsed = self._parse("recogerFichero", status, envelope)
+        try:
+            fichero = RecogerFicheroResponse.from_xml(parsed.body_elements).fichero
+        except ProtocolError as exc:
+            raise PeerProtocolError(self.peer.id, f"recogerFichero {name}: {exc}") from None
+        if fichero is None:
+            raise _vanished(self.peer.id, name, "answered an empty Fichero")
+        if fichero.nombre != name:
+            raise PeerProtocolError(
+                self.peer.id, f"recogerFichero {name}: the answer names {fichero.nombre!r}"
+            )
+        return fichero
+
+
+def _media_type(response: aiohttp.ClientResponse) -> str:
+    return (response.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+
+
+def _vanished(peer: str, name: str, why: str) -> FileVanished:
+    fault = Fault(FaultCode.FICHERO, f"{name}: {why} (old-style 'not found')")
+    return FileVanished(peer, "recogerFichero", fault)
