@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from lxml import etree
@@ -149,3 +150,22 @@ class WireMessage(ABC):
     @abstractmethod
     def from_xml(cls, source: MessageSource) -> Self:
         """Read the message liberally from its wrapper, Body or bare parameters."""
+
+
+@dataclass(frozen=True, slots=True)
+class CodigoResponse(WireMessage):
+    """A response whose only field is ``codigo`` (confirmation and push answers)."""
+
+    codigo: int
+
+    def to_xml(self) -> etree._Element:
+        root = cp_element(self.ELEMENT)
+        cp_subelement(root, "codigo", str(int(self.codigo)))
+        return root
+
+    @classmethod
+    def from_xml(cls, source: MessageSource) -> Self:
+        field = find_first(scope_of(source), "codigo")
+        if field is None:
+            raise MessageError(f"{cls.ELEMENT} has no codigo")
+        return cls(parse_int(text_of(field), "codigo"))

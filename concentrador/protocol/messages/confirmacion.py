@@ -9,6 +9,7 @@ from typing import ClassVar, Self
 from lxml import etree
 
 from concentrador.protocol.messages.common import (
+    CodigoResponse,
     MessageError,
     MessageSource,
     WireMessage,
@@ -72,25 +73,11 @@ class ConfirmacionRecepcionFichero(WireMessage):
 
 
 @dataclass(frozen=True, slots=True)
-class ConfirmacionRecepcionFicheroResponse(WireMessage):
+class ConfirmacionRecepcionFicheroResponse(CodigoResponse):
     """The answer: 0 accepted, 1 generic error (anything non-zero: not confirmed)."""
 
     ELEMENT: ClassVar[str] = "confirmacionRecepcionFicheroResponse"
 
-    codigo: int
-
     @property
     def confirmed(self) -> bool:
         return self.codigo == ConfirmationResult.ACCEPTED
-
-    def to_xml(self) -> etree._Element:
-        root = cp_element(self.ELEMENT)
-        cp_subelement(root, "codigo", str(int(self.codigo)))
-        return root
-
-    @classmethod
-    def from_xml(cls, source: MessageSource) -> Self:
-        field = find_first(scope_of(source), "codigo")
-        if field is None:
-            raise MessageError("confirmacionRecepcionFicheroResponse has no codigo")
-        return cls(parse_int(text_of(field), "codigo"))

@@ -13,15 +13,11 @@ from typing import ClassVar, Self
 from lxml import etree
 
 from concentrador.protocol.messages.common import (
+    CodigoResponse,
     MessageError,
     MessageSource,
     WireMessage,
     cp_element,
-    cp_subelement,
-    find_first,
-    parse_int,
-    scope_of,
-    text_of,
 )
 from concentrador.protocol.messages.fichero import Fichero, read_fichero
 
@@ -72,12 +68,10 @@ class EnviarFichero(WireMessage):
 
 
 @dataclass(frozen=True, slots=True)
-class EnviarFicheroResponse(WireMessage):
+class EnviarFicheroResponse(CodigoResponse):
     """The answer: the receiver's ``codigo``, kept as sent (see :class:`PushResult`)."""
 
     ELEMENT: ClassVar[str] = "enviarFicheroResponse"
-
-    codigo: int
 
     def result(self) -> PushResult | None:
         """The known meaning of ``codigo``, or ``None`` for a code §4.5 lacks."""
@@ -85,15 +79,3 @@ class EnviarFicheroResponse(WireMessage):
             return PushResult(self.codigo)
         except ValueError:
             return None
-
-    def to_xml(self) -> etree._Element:
-        root = cp_element(self.ELEMENT)
-        cp_subelement(root, "codigo", str(int(self.codigo)))
-        return root
-
-    @classmethod
-    def from_xml(cls, source: MessageSource) -> Self:
-        field = find_first(scope_of(source), "codigo")
-        if field is None:
-            raise MessageError("enviarFicheroResponse has no codigo")
-        return cls(parse_int(text_of(field), "codigo"))
