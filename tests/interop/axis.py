@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,14 +94,23 @@ class AxisToolchain:
     java: str
     classpath: str
 
+    def command(self, main_class: str, *args: str, jvm_options: Sequence[str] = ()) -> list[str]:
+        """The ``java`` command line for ``main_class`` (for long-running servers)."""
+        return [self.java, *JVM_OPTIONS, *jvm_options, "-cp", self.classpath, main_class, *args]
+
     def run(
-        self, main_class: str, *args: str, timeout: float = JAVA_TIMEOUT_SECONDS
+        self,
+        main_class: str,
+        *args: str,
+        timeout: float = JAVA_TIMEOUT_SECONDS,
+        jvm_options: Sequence[str] = (),
     ) -> dict[str, list[str]]:
         """Run ``main_class`` and parse its ``key=value`` stdout lines.
 
         Values are lists because a key may repeat (one line per attachment).
+        ``jvm_options`` come before the class, e.g. ``-Djavax.net.ssl.*`` for TLS.
         """
-        command = [self.java, *JVM_OPTIONS, "-cp", self.classpath, main_class, *args]
+        command = self.command(main_class, *args, jvm_options=jvm_options)
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
