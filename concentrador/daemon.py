@@ -163,6 +163,7 @@ class Daemon:
         )
         self.services.bind_loop(loop)
         await loop.run_in_executor(self.services.executor, self.services.startup_pass)
+        self.services.request_publish_when_settled_all()
         await self._start_server()
         log.info("listening on %s (%d peer(s))", self.url, len(config.peers))
         if self.options.watch:

@@ -179,6 +179,13 @@ class SpoolServices:
         for peer_id in self.peer_ids:
             self.request_publish(peer_id)
 
+    def request_publish_when_settled_all(self) -> None:
+        """As if every outbox had just changed: files the start-up pass skipped
+        as not yet settled are published once they could be, not at the next
+        sweep."""
+        for peer_id in self.peer_ids:
+            self._outbox_event(peer_id)
+
     def request_reassembly(self, peer_id: str, original: str | None = None) -> None:
         if peer_id in self._peers:
             # Keyed per peer, not per set: the reassembler takes the peer lock

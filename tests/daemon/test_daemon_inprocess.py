@@ -280,3 +280,15 @@ def test_malloc_arena_cap_defers_to_the_environment(monkeypatch: pytest.MonkeyPa
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt(M_ARENA_MAX) is glibc-only")
     assert daemon_module._limit_malloc_arenas() is True
+
+
+async def test_file_not_yet_settled_at_startup_is_published_without_waiting_for_a_sweep(
+    tmp_path: Path, start_daemon
+) -> None:
+    peer = Spool(tmp_path / "spool").peer("CREC").ensure()
+    (peer.dir(SpoolState.OUTBOX) / F1_NAME).write_bytes(f1_lines(10))
+    # The file is fresh, so the start-up pass must skip it as unsettled; the
+    # sweep is an hour away and the watcher is off.
+    await start_daemon(dataclasses.replace(FAST, watch=False, settle_seconds=0.5))
+    published = peer.dir(SpoolState.PUBLISHED) / f"{F1_NAME}.bz2"
+    assert await async_wait_until(published.exists, 10)
