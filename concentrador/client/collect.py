@@ -204,7 +204,7 @@ class Collector:
         return offset
 
     def _record_clock(self, offset: float, at: datetime) -> None:
-        self.ledger.set_status(self.peer_id, KV_CLOCK_OFFSET, f"{offset:+.0f}")
+        self.ledger.set_status(self.peer_id, KV_CLOCK_OFFSET, f"{round(offset):+d}")
         self.ledger.set_status(self.peer_id, KV_CLOCK_CHECKED, at.isoformat(timespec="seconds"))
 
     # -- files ----------------------------------------------------------------------------

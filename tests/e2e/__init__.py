@@ -1,0 +1,1 @@
+"""End-to-end tests: real daemons as separate processes over real TLS."""
