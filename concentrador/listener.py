@@ -8,6 +8,9 @@ So :meth:`Listener.stop` first only closes the listening socket, waits for
 the requests in flight (counted by a middleware) to finish on their own,
 and only then lets aiohttp close the idle connections and cancel whatever
 is left. A cancelled upload aborts its ``DurableWriter``: no half file.
+
+Connections go through :class:`~concentrador.server.axis_length_fix.AxisTolerantAppRunner`,
+which reads Axis 1.x's DIME uploads whole despite their short Content-Length.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+from concentrador.server.axis_length_fix import AxisTolerantAppRunner
 
 __all__ = ["ListenError", "Listener"]
 
@@ -45,7 +50,9 @@ class Listener:
         self._idle = asyncio.Event()
         self._idle.set()
         app.middlewares.append(self._track)
-        self._runner = web.AppRunner(app, shutdown_timeout=_FINAL_GRACE, handle_signals=False)
+        self._runner = AxisTolerantAppRunner(
+            app, shutdown_timeout=_FINAL_GRACE, handle_signals=False
+        )
         self._addresses: list[tuple[str, int]] = []
 
     @property

@@ -14,6 +14,15 @@ For one peer, over one :class:`~concentrador.client.session.PeerSession`:
    ``inbox/`` once the set is complete;
 5. each original file is confirmed once, with code 0, under its own name.
 
+Pipelining (one connection, requests strictly one after the other): a whole
+file's durable commit (fsync, rename, folder fsync, ledger row) runs in a
+worker thread while the next file is fetched, and its confirmation goes out
+right after that fetch. So the disk work hides behind the network instead of
+adding to it, and a file is still confirmed only once it is durably stored
+and recorded. The ledger's "confirmed" mark is likewise written in the
+background; it only saves a re-confirmation, and every background write is
+awaited before the cycle returns (or fails).
+
 Idempotence comes from the ledger's ``received`` table. A listed name that
 we already stored is confirmed again *without being fetched*: that is the
 "died after storing, before confirming" case and the "confirmation lost,
@@ -28,9 +37,10 @@ caller records it); ``Client.Fichero`` while fetching means the file is gone
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -42,11 +52,12 @@ from concentrador.client.errors import (
 )
 from concentrador.client.progress import Progress
 from concentrador.client.session import PeerSession
+from concentrador.client.summary import CollectionSummary
 from concentrador.config.model import PeerConfig
 from concentrador.protocol.blocks import group_listing
 from concentrador.protocol.messages import ConfirmationCode
 from concentrador.protocol.names import InvalidFileName, validate_peer_filename
-from concentrador.spool.inbound import InboundStore
+from concentrador.spool.inbound import InboundStore, InboundWriter
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
 
@@ -75,44 +86,6 @@ def clock_offset_seconds(
     """
     middle = sent + (received - sent) / 2
     return (peer_wall_time.replace(tzinfo=timezone) - middle).total_seconds()
-
-
-@dataclass
-class CollectionSummary:
-    """What one cycle did; :meth:`line` is the status/CLI summary."""
-
-    peer: str
-    listed: int = 0
-    fetched: int = 0
-    bytes: int = 0
-    stored: list[str] = field(default_factory=list)
-    confirmed: list[str] = field(default_factory=list)
-    reconfirmed: list[str] = field(default_factory=list)
-    checksum_failed: list[str] = field(default_factory=list)
-    vanished: list[str] = field(default_factory=list)
-    waiting: list[str] = field(default_factory=list)
-    not_confirmed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    clock_offset: float | None = None
-
-    def line(self) -> str:
-        parts = [
-            f"{self.listed} listed",
-            f"{len(self.stored)} stored",
-            f"{len(self.confirmed)} confirmed",
-        ]
-        for label, items in (
-            ("re-confirmed without fetching", self.reconfirmed),
-            ("checksum failed", self.checksum_failed),
-            ("vanished", self.vanished),
-            ("waiting for blocks", self.waiting),
-            ("not confirmed", self.not_confirmed),
-            ("skipped", self.skipped),
-        ):
-            if items:
-                parts.append(f"{len(items)} {label}")
-        parts.append(f"{self.fetched} fetched ({self.bytes} bytes)")
-        return ", ".join(parts)
 
 
 class Collector:
@@ -146,12 +119,22 @@ class Collector:
         self.on_stored = on_stored
         self.store = InboundStore(peer_spool, ledger, decompress=peer.decompress)
         self.summary = CollectionSummary(peer.id)
+        # Whole files being committed in a worker thread, oldest first, each
+        # confirmed once its commit is done (see the module docstring).
+        self._storing: deque[tuple[str, asyncio.Future[None]]] = deque()
+        self._background: set[asyncio.Future[object]] = set()
 
     @property
     def peer_id(self) -> str:
         return self.peer.id
 
     async def run(self) -> CollectionSummary:
+        try:
+            return await self._run()
+        finally:
+            await self._settle()
+
+    async def _run(self) -> CollectionSummary:
         await asyncio.to_thread(self.spool.ensure)
         await self.check_clock()
         listing = await self.session.informacion_disponible(self.peer.collect_types)
@@ -165,6 +148,8 @@ class Collector:
         )
         for name in grouped.whole:
             await self._collect_whole(name)
+            await self._confirm_stored(keep=1)
+        await self._confirm_stored(keep=0)
         for original, block_names in grouped.complete.items():
             await self._collect_split(original, list(block_names))
         for original, incomplete in grouped.incomplete.items():
@@ -221,17 +206,60 @@ class Collector:
     async def _already_stored(self, name: str) -> bool:
         return await asyncio.to_thread(self.ledger.received, self.peer_id, name) is not None
 
+    def _open_unless_stored(self, name: str) -> InboundWriter | None:
+        """None when ``name`` is already stored, else a writer for it (one thread hop)."""
+        if self.ledger.received(self.peer_id, name) is not None:
+            return None
+        return self.store.open(name, manual=False)
+
     async def _collect_whole(self, name: str) -> None:
+        """Fetch and verify ``name``; its commit and confirmation follow in
+        :meth:`_confirm_stored`."""
         if self._unsafe([name]):
             return
-        if await self._already_stored(name):
+        writer = await asyncio.to_thread(self._open_unless_stored, name)
+        if writer is None:
             await self._reconfirm(name)
             return
-        result = await self._fetch_verified(name)
-        if result == "stored":
-            await self._stored(name)
-        elif result == "checksum":
+        result = await self._fetch_verified(name, writer, in_background=True)
+        if result == "checksum":
             await self._checksum_failed(name)
+
+    async def _confirm_stored(self, *, keep: int) -> None:
+        """Confirm the files being committed, oldest first, but the last ``keep``.
+
+        Awaiting the commit first keeps the rule: confirmed only once stored.
+        A storage error surfaces here and ends the cycle, as it always did.
+        """
+        while len(self._storing) > keep:
+            name, commit = self._storing.popleft()
+            await commit
+            await self._stored(name)
+
+    async def _settle(self) -> None:
+        """Wait for every background commit and ledger write (nothing is confirmed)."""
+        pending = [commit for _, commit in self._storing] + list(self._background)
+        self._storing.clear()
+        for future in pending:
+            # The cycle is ending anyway (maybe on that very error, already
+            # raised by _confirm_stored): finish the disk work, log the rest.
+            with contextlib.suppress(asyncio.CancelledError):
+                try:
+                    await future
+                except Exception:
+                    log.exception("%s: a background store or ledger write failed", self.peer_id)
+
+    def _later(self, work: Awaitable[object]) -> None:
+        future = asyncio.ensure_future(work)
+        self._background.add(future)
+        future.add_done_callback(self._background.discard)
+
+    def _commit(self, writer: InboundWriter, name: str) -> None:
+        """Commit in a worker thread; the temp file goes if the commit fails."""
+        try:
+            self.store.commit(writer, name)
+        finally:
+            writer.abort()  # no-op once committed
 
     async def _collect_split(self, original: str, block_names: list[str]) -> None:
         if self._unsafe([original, *block_names]):
@@ -243,7 +271,8 @@ class Collector:
         for name in block_names:
             if await asyncio.to_thread((partial / name).is_file):
                 continue  # verified when it was committed (by us or a push)
-            result = await self._fetch_verified(name)
+            writer = await asyncio.to_thread(self.store.open, name, manual=False)
+            result = await self._fetch_verified(name, writer)
             if result == "checksum":
                 await self._checksum_failed(original)
                 return
@@ -267,10 +296,19 @@ class Collector:
         self.summary.skipped.append(original)
         await self._confirm(original, ConfirmationCode.GENERIC_ERROR)
 
-    async def _fetch_verified(self, name: str) -> str:
-        """``stored``, ``checksum`` (still wrong after the retries), ``vanished`` or ``failed``."""
+    async def _fetch_verified(
+        self, name: str, writer: InboundWriter, *, in_background: bool = False
+    ) -> str:
+        """``stored``, ``checksum`` (still wrong after the retries), ``vanished`` or ``failed``.
+
+        ``writer`` receives the first attempt; each retry opens a fresh one.
+        With ``in_background`` a verified file's commit is queued for
+        :meth:`_confirm_stored` instead of awaited.
+        """
         for attempt in range(1, self.retries + 2):
-            writer = await asyncio.to_thread(self.store.open, name, manual=False)
+            if attempt > 1:
+                writer = await asyncio.to_thread(self.store.open, name, manual=False)
+            handed_over = False
             try:
                 try:
                     fichero, size = await self.session.recoger_fichero(
@@ -289,14 +327,20 @@ class Collector:
                 self.summary.fetched += 1
                 self.summary.bytes += size
                 if fichero.matches(writer.md5):
-                    await asyncio.to_thread(self.store.commit, writer, name)
+                    handed_over = True
+                    commit = asyncio.ensure_future(asyncio.to_thread(self._commit, writer, name))
+                    if not in_background:
+                        await commit
+                        return "stored"
+                    self._storing.append((name, commit))
                     return "stored"
                 log.warning(
                     "%s: %s: MD5 mismatch (peer says %s, got %s), attempt %d of %d",
                     self.peer_id, name, fichero.checksum, writer.md5, attempt, self.retries + 1,
                 )  # fmt: skip
             finally:
-                await asyncio.to_thread(writer.abort)  # no-op once committed
+                if not handed_over:
+                    await asyncio.to_thread(writer.abort)
         return "checksum"
 
     # -- confirmations ------------------------------------------------------------------------
@@ -340,7 +384,11 @@ class Collector:
         if code != ConfirmationCode.RECEIVED:
             return accepted
         if accepted:
-            await asyncio.to_thread(self.ledger.mark_confirmed, self.peer_id, name, at=self.now())
+            # In the background: losing this mark costs one re-confirmation,
+            # nothing more, so the next fetch need not wait for its commit.
+            self._later(
+                asyncio.to_thread(self.ledger.mark_confirmed, self.peer_id, name, at=self.now())
+            )
             return True
         log.warning("%s: %s not confirmed by the peer; will confirm again", self.peer_id, name)
         self.summary.not_confirmed.append(name)

@@ -19,8 +19,8 @@ Wire details handled here (§1, §2, §10):
   cannot read chunked requests) and read the file from disk as they send;
 * DIME downloads are parsed as they arrive; the attachment goes to a
   caller-supplied sink in ~1 MiB batches written off the event loop;
-* ``Set-Cookie2`` (Axis) is folded into the cookie jar, which aiohttp would
-  otherwise ignore;
+* cookies (``Set-Cookie`` and Axis's ``Set-Cookie2``, including Axis's
+  nameless session cookie) are kept by :class:`CookieStore` and sent back;
 * a SOAP fault, with HTTP 500 or not, becomes a :class:`PeerFaultError`.
 """
 
@@ -34,13 +34,13 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
-from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Protocol
 
 import aiohttp
 
 from concentrador import __version__
+from concentrador.client.cookies import CookieStore
 from concentrador.client.errors import (
     ClientError,
     FileVanished,
@@ -144,6 +144,7 @@ class PeerSession:
             total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
         )
         self._http: aiohttp.ClientSession | None = None
+        self._cookies = CookieStore()
         self.calls = 0
 
     @classmethod
@@ -158,10 +159,11 @@ class PeerSession:
 
     async def __aenter__(self) -> PeerSession:
         connector = aiohttp.TCPConnector(limit=1, ssl=self._ssl)
-        # unsafe=True: keep cookies for peers addressed by IP (aiohttp drops them).
+        # Cookies are ours (see cookies.py): aiohttp's jar drops Axis's
+        # nameless session cookie.
         self._http = aiohttp.ClientSession(
             connector=connector,
-            cookie_jar=aiohttp.CookieJar(unsafe=True),
+            cookie_jar=aiohttp.DummyCookieJar(),
             timeout=self._timeout,
             headers={"User-Agent": f"concentrador/{__version__}"},
             auto_decompress=False,
@@ -177,9 +179,8 @@ class PeerSession:
             self._http = None
 
     @property
-    def cookies(self) -> aiohttp.abc.AbstractCookieJar:
-        assert self._http is not None
-        return self._http.cookie_jar
+    def cookies(self) -> CookieStore:
+        return self._cookies
 
     # -- the operations ---------------------------------------------------------------
     async def peticion_fecha_hora(self) -> datetime:
@@ -289,23 +290,20 @@ class PeerSession:
         }
         if content_length is not None:
             headers["Content-Length"] = str(content_length)
+        if (cookie := self._cookies.header()) is not None:
+            headers["Cookie"] = cookie
         self.calls += 1
         return self._http.post(
             self.url, data=data, headers=headers, expect100=False, allow_redirects=False
         )
 
-    def _absorb_cookie2(self, response: aiohttp.ClientResponse) -> None:
-        for value in response.headers.getall("Set-Cookie2", []):
-            try:
-                cookie = SimpleCookie(value)
-            except CookieError:
-                log.debug("%s: ignoring unreadable Set-Cookie2 %r", self.peer.id, value[:80])
-                continue
-            self.cookies.update_cookies(cookie, response.url)
+    def _absorb_cookies(self, response: aiohttp.ClientResponse) -> None:
+        self._cookies.absorb(response.headers.getall("Set-Cookie", []))
+        self._cookies.absorb(response.headers.getall("Set-Cookie2", []))
 
     async def _read_answer(self, operation: str, response: aiohttp.ClientResponse) -> Envelope:
         """Read a plain SOAP answer (bounded) and raise its fault, if any."""
-        self._absorb_cookie2(response)
+        self._absorb_cookies(response)
         body = bytearray()
         while chunk := await response.content.read(64 * 1024):
             body += chunk
@@ -335,7 +333,7 @@ class PeerSession:
         sink: DownloadSink,
         on_bytes: Callable[[int], None] | None,
     ) -> tuple[Fichero, int]:
-        self._absorb_cookie2(response)
+        self._absorb_cookies(response)
         operation = "recogerFichero"
         loop = asyncio.get_running_loop()
         reader = DimeReader(self.dime_limits)

@@ -48,6 +48,7 @@ from concentrador.server.recoger import FileNotPublished, open_published_file
 from concentrador.server.request_body import IncomingDime, read_plain_body
 from concentrador.server.responses import (
     DIME_CONTENT_TYPE,
+    dime_file_response,
     envelope_response,
     fault_response,
     soap_response,
@@ -224,13 +225,26 @@ async def _run(
         return envelope_response(envelope, version)
     if operation is Operation.RECOGER_FICHERO:
         assert isinstance(message, RecogerFichero)
+        # One thread hop looks the file up, opens it and reads its first
+        # piece: a small file is then answered in one write, with no more hops.
         served = await asyncio.to_thread(
-            open_published_file, state.ledger, peer_spool, message.nombre_fichero
+            open_published_file,
+            state.ledger,
+            peer_spool,
+            message.nombre_fichero,
+            read_ahead=state.read_piece,
         )
-        head = build_envelope(served.response().to_xml(), version=version)
+        envelope = build_envelope(served.response().to_xml(), version=version)
         log.info("%s: serving %s (%d bytes)", peer.id, served.name, served.size)
+        if served.complete:
+            return dime_file_response(envelope, served.head)
         return await stream_dime_file(
-            request, head, served.handle, served.size, piece_size=state.read_piece
+            request,
+            envelope,
+            served.handle,
+            served.size,
+            piece_size=state.read_piece,
+            head=served.head,
         )
     if operation is Operation.CONFIRMACION_RECEPCION_FICHERO:
         assert isinstance(message, ConfirmacionRecepcionFichero)

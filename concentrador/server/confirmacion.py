@@ -24,7 +24,7 @@ from concentrador.protocol.messages import (
     ConfirmationResult,
 )
 from concentrador.protocol.names import InvalidFileName, validate_peer_filename
-from concentrador.spool.durable import move_aside
+from concentrador.spool.durable import move_aside, sync_folders
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.locks import peer_lock
 
@@ -84,13 +84,19 @@ def confirm_reception(
     with peer_lock(peer_spool):
         ledger.set_state(peer, name, _DELIVERED)
         delivered.mkdir(parents=True, exist_ok=True)
+        moved = 0
         for entry in entries:
             source = published / entry.name
             try:
                 # move_aside never overwrites: a clash (an operator re-used a
                 # name) keeps both files, the new one with a time stamp.
-                move_aside(source, delivered)
+                move_aside(source, delivered, sync=False)
+                moved += 1
             except FileNotFoundError:
                 log.info("%s was already gone from %s", entry.name, published)
+        if moved:
+            # One fsync per folder for all the blocks of the file, before we
+            # answer: the moves are as durable as one durable_move each.
+            sync_folders(delivered, published)
     log.info("%s confirmed %s (%d file(s) delivered)", peer, name, len(entries))
     return _answer(ConfirmationResult.ACCEPTED)

@@ -15,10 +15,11 @@ header alone names the peer: :func:`peer_from_header`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING
 
-from concentrador.config.dn import DNError, dn_from_der
+from concentrador.config.dn import DistinguishedName, DNError, dn_from_der
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -62,6 +63,17 @@ def peer_certificate_der(request: web.BaseRequest) -> bytes | None:
     return der or None
 
 
+@functools.lru_cache(maxsize=64)
+def _subject_dn(der: bytes) -> DistinguishedName:
+    """``dn_from_der``, remembered: a kept-alive peer presents the same
+    certificate on every request, and parsing it was a tenth of the CPU of a
+    small request. Keyed by the whole DER, so a different certificate is
+    parsed afresh; bounded, so strangers cannot grow it. Only the DN is
+    cached, never the peer it maps to: a reloaded config is always consulted.
+    """
+    return dn_from_der(der)
+
+
 def peer_from_certificate(config: Config, der: bytes | None) -> PeerConfig:
     """The configured peer owning the certificate; raises :class:`AuthenticationError`."""
     if der is None:
@@ -69,7 +81,7 @@ def peer_from_certificate(config: Config, der: bytes | None) -> PeerConfig:
         # misconfigured listener rather than trusting an anonymous caller.
         raise AuthenticationError("no client certificate was presented")
     try:
-        dn = dn_from_der(der)
+        dn = _subject_dn(der)
     except DNError as exc:
         raise AuthenticationError(f"the client certificate cannot be read: {exc}") from None
     peer = config.peer_by_dn(dn)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from concentrador.protocol.faults import Fault, FaultCode
 from concentrador.protocol.messages import Fichero, RecogerFicheroResponse
 from concentrador.protocol.names import InvalidFileName, validate_peer_filename
-from concentrador.server.responses import open_for_serving
+from concentrador.server.responses import open_for_serving, read_exactly
 from concentrador.spool.layout import PeerSpool, SpoolState
 
 if TYPE_CHECKING:
@@ -37,12 +37,23 @@ class FileNotPublished(Exception):
 
 @dataclass
 class FileToServe:
-    """An open published file, ready to stream. The handle is the caller's to close."""
+    """A published file, ready to stream. The handle is the caller's to close.
+
+    ``head`` holds the first bytes when they were read along with the open
+    (see :func:`open_published_file`); when it is the whole file the handle
+    is already closed and nothing is left to read.
+    """
 
     name: str
     md5: str
     size: int
     handle: BinaryIO
+    head: bytes = b""
+
+    @property
+    def complete(self) -> bool:
+        """True when ``head`` is the whole file (and the handle is closed)."""
+        return len(self.head) == self.size
 
     def response(self) -> RecogerFicheroResponse:
         return RecogerFicheroResponse(Fichero(self.name, self.md5))
@@ -53,8 +64,14 @@ def _not_published(name: str) -> FileNotPublished:
     return FileNotPublished(f"the file {shown} is not available")
 
 
-def open_published_file(ledger: Ledger, peer_spool: PeerSpool, name: str) -> FileToServe:
+def open_published_file(
+    ledger: Ledger, peer_spool: PeerSpool, name: str, *, read_ahead: int = 0
+) -> FileToServe:
     """Open ``name`` if it is published for this peer (blocking: run off the loop).
+
+    ``read_ahead`` bytes (at most) are read right away into ``head``, in the
+    same thread hop as the lookup and the open: most published files are a
+    few KB, and serving them then needs no further hop at all.
 
     Raises :class:`FileNotPublished` for anything else. A file whose size no
     longer matches the ledger is refused too (and logged): its recorded MD5
@@ -85,4 +102,11 @@ def open_published_file(ledger: Ledger, peer_spool: PeerSpool, name: str) -> Fil
             entry.size,
         )
         raise _not_published(name)
-    return FileToServe(name, entry.md5, size, handle)
+    head = b""
+    if read_ahead > 0 and size > 0:
+        try:
+            head = read_exactly(handle, min(read_ahead, size), close=read_ahead >= size)
+        except BaseException:
+            handle.close()
+            raise
+    return FileToServe(name, entry.md5, size, handle, head)

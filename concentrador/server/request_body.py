@@ -12,13 +12,17 @@ arrive, so an oversized block is refused without reading it.
 
 Apache Axis 1.x's Content-Length bug (CPCSCC.md §10): with chunked DIME
 records and HTTP/1.0, Axis declares a Content-Length 12 bytes short per
-extra record and sends those bytes after the declared body. aiohttp ends the
-body at Content-Length, so the DIME message looks truncated by exactly
-``12 * (records - 2)`` bytes. :class:`RecordBoundaryTracker` follows the
-record headers independently of the reader so that this exact signature can
-be recognised and answered with a fault that names the bug and its fix.
-Tolerating it would mean reading past Content-Length under aiohttp's HTTP
-parser, which takes those bytes as the next request; we do not.
+extra record and sends those bytes after the declared body. The daemon's
+listener tolerates it *before* HTTP parsing
+(:mod:`concentrador.server.axis_length_fix`): such a body reaches us
+re-framed as ``Transfer-Encoding: chunked``, whole, with the original
+length in ``Concentrador-Declared-Length`` so that a body cut at the
+tolerance limit gets a fault saying so. Where the app is served without that
+adapter (a plain ``AppRunner``, or a proxy that forwards Content-Length
+bodies) the body still ends at Content-Length, the DIME message looks
+truncated by exactly ``12 * (records - 2)`` bytes, and a
+:class:`~concentrador.protocol.dime_extent.DimeExtentTracker` run alongside
+the reader recognises that signature so the fault names the bug and its fix.
 """
 
 from __future__ import annotations
@@ -37,17 +41,18 @@ from concentrador.protocol.dime import (
     MessageEnd,
     RecordData,
     RecordEnd,
-    RecordHeader,
     RecordStart,
 )
+from concentrador.protocol.dime_extent import DimeExtentTracker
 from concentrador.protocol.errors import ProtocolError
+from concentrador.server.request_reframer import DECLARED_LENGTH_HEADER
 
 __all__ = [
     "AXIS_CONTENT_LENGTH_MESSAGE",
     "AxisContentLengthBug",
     "BodyTooLarge",
+    "DimeBodyIncomplete",
     "IncomingDime",
-    "RecordBoundaryTracker",
     "read_plain_body",
 ]
 
@@ -68,6 +73,12 @@ class AxisContentLengthBug(DimeTruncatedError):
     fault_from_body = True
 
 
+class DimeBodyIncomplete(DimeTruncatedError):
+    """A re-framed DIME body (see ``axis_length_fix``) ended before its message did."""
+
+    fault_from_body = True
+
+
 async def read_plain_body(request: web.BaseRequest, limit: int) -> bytes:
     """The whole body, refusing (before reading) anything over ``limit`` bytes."""
     declared = request.content_length
@@ -84,48 +95,20 @@ async def read_plain_body(request: web.BaseRequest, limit: int) -> bytes:
     return b"".join(parts)
 
 
-class RecordBoundaryTracker:
-    """Follows DIME record headers through a byte stream, skipping the payloads.
+def _axis_shortfall(tracker: DimeExtentTracker) -> int | None:
+    """The bytes missing when they are exactly 12 per extra record, else None."""
+    if tracker.failed or tracker.in_header or tracker.records < 3:
+        return None
+    missing = tracker.record_missing
+    return missing if missing == HEADER_SIZE * (tracker.records - 2) else None
 
-    Only used to diagnose truncation; the real validation is the reader's. On
-    anything it cannot decode it stops tracking (``broken``).
-    """
 
-    def __init__(self) -> None:
-        self.received = 0
-        self.records = 0
-        self.record_end = 0  # offset where the current record (with padding) ends
-        self._header = bytearray()
-        self.broken = False
-
-    def feed(self, data: bytes) -> None:
-        position = 0
-        size = len(data)
-        while not self.broken and position < size:
-            offset = self.received + position
-            if offset < self.record_end:
-                position += min(self.record_end - offset, size - position)
-                continue
-            take = min(HEADER_SIZE - len(self._header), size - position)
-            self._header += data[position : position + take]
-            position += take
-            if len(self._header) == HEADER_SIZE:
-                try:
-                    header = RecordHeader.decode(bytes(self._header))
-                except DimeError:
-                    self.broken = True
-                    break
-                self._header.clear()
-                self.records += 1
-                self.record_end = self.received + position - HEADER_SIZE + header.record_length
-        self.received += size
-
-    def axis_bug_signature(self) -> bool:
-        """True when the input is short by exactly 12 bytes per extra record."""
-        if self.broken or self.records < 3 or self._header:
-            return False
-        missing = self.record_end - self.received
-        return missing == HEADER_SIZE * (self.records - 2)
+def _declared_length(request: web.BaseRequest) -> int | None:
+    """The Content-Length a re-framed request had, if it is one."""
+    value = request.headers.get(DECLARED_LENGTH_HEADER, "")
+    if request.content_length is None and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
 
 
 class IncomingDime:
@@ -135,9 +118,45 @@ class IncomingDime:
         self._content = request.content
         self._reader = DimeReader(limits)
         # Content-Length framing is the only case where Axis's miscount bites.
-        self._tracker = RecordBoundaryTracker() if request.content_length is not None else None
+        self._tracker: DimeExtentTracker | None = None
+        if request.content_length is not None:
+            self._tracker = DimeExtentTracker(limits)
+        self._declared = _declared_length(request)
+        self._received = 0
         self._eof = False
         self.attachment_length = 0
+
+    def _truncation(self, exc: DimeTruncatedError) -> DimeTruncatedError:
+        """The clearest error for a DIME message that ended early."""
+        tracker = self._tracker
+        shortfall = _axis_shortfall(tracker) if tracker is not None else None
+        if shortfall is not None:
+            return AxisContentLengthBug(
+                f"{AXIS_CONTENT_LENGTH_MESSAGE} (the body ended "
+                f"{shortfall} bytes short of its last DIME record)"
+            )
+        declared = self._declared
+        if declared is not None and self._received > declared:
+            return DimeBodyIncomplete(
+                f"DIME message incomplete after {self._received} bytes: past its "
+                f"Content-Length of {declared} only the 12 bytes per DIME record that "
+                "Axis 1.x leaves uncounted are read"
+            )
+        if declared is not None:
+            return DimeBodyIncomplete(
+                f"DIME message incomplete at the end of its Content-Length of {declared} "
+                f"bytes ({exc})"
+            )
+        return exc
+
+    def _feed(self, piece: bytes) -> None:
+        self._received += len(piece)
+        if self._tracker is not None:
+            try:
+                self._tracker.feed(piece)
+            except DimeError:
+                self._tracker = None  # the reader will say what is wrong
+        self._reader.receive_data(piece)
 
     async def _events(self) -> AsyncIterator[RecordStart | RecordData | RecordEnd | MessageEnd]:
         reader = self._reader
@@ -145,13 +164,10 @@ class IncomingDime:
             try:
                 event = reader.next_event()
             except DimeTruncatedError as exc:
-                if self._tracker is not None and self._tracker.axis_bug_signature():
-                    raise AxisContentLengthBug(
-                        f"{AXIS_CONTENT_LENGTH_MESSAGE} (the body ended "
-                        f"{self._tracker.record_end - self._tracker.received} bytes short "
-                        "of its last DIME record)"
-                    ) from exc
-                raise
+                error = self._truncation(exc)
+                if error is exc:
+                    raise
+                raise error from exc
             if event is NEED_DATA:
                 if self._eof:  # pragma: no cover - the reader raises after EOF instead
                     raise DimeTruncatedError("DIME input ended")
@@ -160,9 +176,7 @@ class IncomingDime:
                     self._eof = True
                     reader.receive_data(b"")
                 else:
-                    if self._tracker is not None:
-                        self._tracker.feed(piece)
-                    reader.receive_data(piece)
+                    self._feed(piece)
                 continue
             yield event  # type: ignore[misc]
 
@@ -211,6 +225,6 @@ class IncomingDime:
                 self._eof = True
                 self._reader.receive_data(b"")
             else:
-                self._reader.receive_data(piece)
+                self._feed(piece)
         await self._stream.aclose()
         self._reader.next_event()  # raises unless only zero padding followed

@@ -35,6 +35,7 @@ __all__ = [
     "fsync_dir",
     "move_aside",
     "move_with_reason",
+    "sync_folders",
     "write_file_durably",
 ]
 
@@ -73,6 +74,15 @@ def fsync_dir(path: Path | str) -> None:
         os.close(fd)
 
 
+def sync_folders(*folders: Path) -> None:
+    """Fsync each of ``folders`` once (after moves made with ``sync=False``)."""
+    for folder in dict.fromkeys(Path(f) for f in folders):
+        try:
+            fsync_dir(folder)
+        except OSError as exc:
+            raise StorageError("sync folder", folder, exc) from exc
+
+
 def _load_renameat2() -> object | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
@@ -104,13 +114,19 @@ def rename_noreplace(src: Path | str, dst: Path | str) -> None:
     os.unlink(src)
 
 
-def durable_move(src: Path, dst_dir: Path, name: str | None = None) -> Path:
+def durable_move(src: Path, dst_dir: Path, name: str | None = None, *, sync: bool = True) -> Path:
     """Move ``src`` into ``dst_dir`` (as ``name``, default its own name), durably.
 
     Never overwrites: an existing target raises ``FileExistsError`` and
     ``src`` stays where it was; a missing ``src`` raises ``FileNotFoundError``.
     Both folders are fsynced so that the move is not undone by a crash.
     Other ``OSError``s become :class:`StorageError`.
+
+    ``sync=False`` leaves the two folder fsyncs to the caller, who moves
+    several files between the same two folders and then calls
+    :func:`fsync_dir` once per folder (two fsyncs instead of two per file).
+    The moves are durable only after that, so the caller must not report
+    success before it.
     """
     src = Path(src)
     dst_dir = Path(dst_dir)
@@ -127,6 +143,8 @@ def durable_move(src: Path, dst_dir: Path, name: str | None = None) -> Path:
         raise StorageError("move", f"{src} -> {target}", exc) from exc
     except OSError as exc:
         raise StorageError("move", f"{src} -> {target}", exc) from exc
+    if not sync:
+        return target
     try:
         fsync_dir(dst_dir)
         if src.parent != dst_dir:
@@ -284,25 +302,31 @@ def write_file_durably(
 
 
 def move_aside(
-    src: Path, dst_dir: Path, *, stamp: bool = False, now: datetime | None = None
+    src: Path,
+    dst_dir: Path,
+    *,
+    stamp: bool = False,
+    now: datetime | None = None,
+    sync: bool = True,
 ) -> Path:
     """Durably move ``src`` into ``dst_dir`` without ever losing a file to a name clash.
 
     Keeps the name when it is free (unless ``stamp``); otherwise appends a UTC
     timestamp, ``NAME.20240131T235959.123456Z``, and a counter if even that
     is taken. Used to archive replaced or consumed files: nothing is deleted.
+    ``sync=False``: see :func:`durable_move` (the caller fsyncs both folders).
     """
     src = Path(src)
     if not stamp:
         try:
-            return durable_move(src, dst_dir)
+            return durable_move(src, dst_dir, sync=sync)
         except FileExistsError:
             pass
     suffix = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     for attempt in range(1000):
         name = f"{src.name}.{suffix}" + (f".{attempt}" if attempt else "")
         try:
-            return durable_move(src, dst_dir, name)
+            return durable_move(src, dst_dir, name, sync=sync)
         except FileExistsError:
             continue
     raise StorageError(

@@ -56,6 +56,7 @@ _TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".swp", ".swx", ".crdown
 #: Publisher staging folders in ``.work/``; left alone by ``clear_work``.
 PUBLISH_STAGING_PREFIX = "publish-"
 
+
 class SpoolState(StrEnum):
     """One folder per state of a file in a peer's spool."""
 

@@ -7,14 +7,16 @@ whole script runs in one JVM (module fixture); each test checks one case of
 the issue against Axis's view of the answers *and* against what our server
 holds on disk.
 
-Axis's HTTP/1.0 Content-Length bug (CPCSCC.md §10): our server does not
-tolerate it; it answers a SOAP fault that names the bug and its fix (HTTP/1.1
-chunked), and stores nothing. ``test_axis_content_length_bug_*`` pin that.
+Axis's HTTP/1.0 Content-Length bug (CPCSCC.md §10): our server tolerates
+it (``concentrador.server.axis_length_fix``): the 1.5 MiB HTTP/1.0 push is
+stored byte for byte with code 0, and the server logs one warning naming the
+bug. ``test_axis_content_length_bug_*`` pin that.
 """
 
 from __future__ import annotations
 
 import bz2
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +25,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from concentrador.server.request_body import AXIS_CONTENT_LENGTH_MESSAGE
 from tests.interop.axis import AxisToolchain
 from tests.interop.conftest import (
     LiveConcentrador,
@@ -251,24 +252,25 @@ def test_enviar_large_file_http11_chunked_is_stored(run: AxisRun) -> None:
     assert run.published(folder="inbox")[PUSH_LARGE_CHUNKED] == run.inputs.push_large
 
 
-def test_axis_content_length_bug_is_answered_with_a_fault_naming_bug_and_fix(
-    run: AxisRun,
-) -> None:
-    # HTTP/1.0 + chunked DIME records: Axis's Content-Length is 12 bytes short.
-    assert "push_large_http10.codigo" not in run.out
-    assert run.value("push_large_http10.faultcode") == "Client"
-    faultstring = run.value("push_large_http10.faultstring")
-    assert AXIS_CONTENT_LENGTH_MESSAGE in faultstring
-    assert "12 bytes short" in faultstring  # one extra record: exactly one header missing
+def test_axis_content_length_bug_is_tolerated_and_the_file_stored(run: AxisRun) -> None:
+    # HTTP/1.0 + chunked DIME records: Axis's Content-Length is 12 bytes short
+    # (one continuation record), and the 12 bytes follow the declared body.
+    assert len(run.inputs.push_large) > MIB
+    assert "push_large_http10.faultcode" not in run.out
+    assert run.value("push_large_http10.codigo") == "0"
+    assert run.published(folder="inbox")[PUSH_LARGE_HTTP10] == run.inputs.push_large
 
 
-def test_axis_content_length_bug_stores_nothing(run: AxisRun) -> None:
-    stored = {
-        p.name
-        for folder in ("inbox", "manual", "partial")
-        for p in (run.spool / "CREC" / folder).iterdir()
-    }
-    assert PUSH_LARGE_HTTP10 not in stored
+def test_axis_content_length_bug_is_logged_once(run: AxisRun) -> None:
+    warnings = [
+        line
+        for line in run.server.log_text().splitlines()
+        if "tolerated the Axis 1.x DIME Content-Length bug" in line
+    ]
+    assert len(warnings) == 1, warnings  # only the HTTP/1.0 push over 1 MiB
+    found = re.search(r"Content-Length (\d+), DIME message (\d+) bytes \(3 records\)", warnings[0])
+    assert found is not None, warnings[0]
+    assert int(found[2]) - int(found[1]) == 12
 
 
 def test_enviar_bad_checksum_is_code_1_and_not_stored(run: AxisRun) -> None:

@@ -252,14 +252,6 @@ def test_collect_calls_carry_our_header_and_soap_action(leg: Leg) -> None:
     assert all(r["soapaction"] == r["request"] for r in requests)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client: SimpleAxisServer sets a nameless cookie ('Set-Cookie: 0' and "
-    "'Set-Cookie2: 0'); aiohttp's jar and SimpleCookie drop it (RFC 6265 §5.2), so every "
-    "call opens a new Axis session. RFC 6265bis §5.6 keeps it as an empty-name cookie "
-    "sent back as 'Cookie: 0', which is what Axis matches; concentrador/client/session.py "
-    "does not do that yet",
-)
 def test_collect_kept_the_axis_session_cookie(leg: Leg) -> None:
     # SimpleAxisServer answers "Set-Cookie: 0" (a bare value, no name=) and
     # only recognises the same bare value sent back; one session number for

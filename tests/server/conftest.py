@@ -26,6 +26,7 @@ from concentrador.pki import DevPki, init_dev_pki
 from concentrador.protocol.dime import encode_message
 from concentrador.protocol.soap import SOAP11, Envelope, SoapVersion, build_envelope, parse_envelope
 from concentrador.server.app import build_app, wait_for_background
+from concentrador.server.axis_length_fix import DEFAULT_SURPLUS_GRACE, AxisTolerantAppRunner
 from concentrador.server.state import ServerState
 from concentrador.server.tls import ReloadableServerTLS, ServerTLSFiles
 from concentrador.spool.layout import Spool, SpoolState
@@ -134,7 +135,11 @@ ServerFactory = Callable[..., Awaitable[Node]]
 
 @pytest.fixture
 async def start_server(pki: DevPki, tmp_path: Path) -> AsyncIterator[ServerFactory]:
-    """Start servers: ``await start_server(CREC={...}, insecure=False, spool_root=...)``."""
+    """Start servers: ``await start_server(CREC={...}, insecure=False, spool_root=...)``.
+
+    ``surplus_grace``: how long a DIME body past its Content-Length waits for more;
+    ``tolerate_axis=False`` serves with a plain ``AppRunner`` (no re-framing).
+    """
     runners: list[tuple[web.AppRunner, web.Application]] = []
     ledgers: list[Ledger] = []
 
@@ -143,6 +148,8 @@ async def start_server(pki: DevPki, tmp_path: Path) -> AsyncIterator[ServerFacto
         insecure: bool = False,
         spool_root: Path | None = None,
         state_changes: dict[str, Any] | None = None,
+        surplus_grace: float = DEFAULT_SURPLUS_GRACE,
+        tolerate_axis: bool = True,
         **peers: Any,
     ) -> Node:
         root = spool_root or tmp_path / "spool"
@@ -159,7 +166,14 @@ async def start_server(pki: DevPki, tmp_path: Path) -> AsyncIterator[ServerFacto
             **(state_changes or {}),
         )
         app = build_app(state)
-        runner = web.AppRunner(app, access_log=None, lingering_time=1.0)
+        runner: web.AppRunner
+        if tolerate_axis:
+            # The daemon's runner (listener.py): Axis's short DIME Content-Length tolerated.
+            runner = AxisTolerantAppRunner(
+                app, access_log=None, lingering_time=1.0, surplus_grace=surplus_grace
+            )
+        else:
+            runner = web.AppRunner(app, access_log=None, lingering_time=1.0)
         await runner.setup()
         tls = None
         if not insecure:

@@ -1,0 +1,45 @@
+"""What one collection cycle did: the summary the runner, status and CLI show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["CollectionSummary"]
+
+
+@dataclass
+class CollectionSummary:
+    """What one cycle did; :meth:`line` is the status/CLI summary."""
+
+    peer: str
+    listed: int = 0
+    fetched: int = 0
+    bytes: int = 0
+    stored: list[str] = field(default_factory=list)
+    confirmed: list[str] = field(default_factory=list)
+    reconfirmed: list[str] = field(default_factory=list)
+    checksum_failed: list[str] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    not_confirmed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    clock_offset: float | None = None
+
+    def line(self) -> str:
+        parts = [
+            f"{self.listed} listed",
+            f"{len(self.stored)} stored",
+            f"{len(self.confirmed)} confirmed",
+        ]
+        for label, items in (
+            ("re-confirmed without fetching", self.reconfirmed),
+            ("checksum failed", self.checksum_failed),
+            ("vanished", self.vanished),
+            ("waiting for blocks", self.waiting),
+            ("not confirmed", self.not_confirmed),
+            ("skipped", self.skipped),
+        ):
+            if items:
+                parts.append(f"{len(items)} {label}")
+        parts.append(f"{self.fetched} fetched ({self.bytes} bytes)")
+        return ", ".join(parts)
