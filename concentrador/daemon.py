@@ -25,12 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import dataclasses
 import logging
-import os
 import signal
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,14 +34,15 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from concentrador import sdnotify
 from concentrador.config import Config, ConfigError, load_config
+from concentrador.daemon_reload import keep_restart_only_settings, tls_files
 from concentrador.jobs import add_interval_job
 from concentrador.listener import Listener, ListenError
-from concentrador.logging_setup import setup_logging
+from concentrador.process_setup import MALLOC_ARENAS, limit_malloc_arenas, take_over_logging
 from concentrador.runtime import SpoolServices
-from concentrador.server.tls import ReloadableServerTLS, ServerTLSFiles, TLSConfigError
+from concentrador.server.tls import ReloadableServerTLS, TLSConfigError
 from concentrador.spool.compress import Compressor
 
-__all__ = ["Daemon", "DaemonOptions", "StartupError", "serve"]
+__all__ = ["MALLOC_ARENAS", "Daemon", "DaemonOptions", "StartupError", "run_daemon", "serve"]
 
 log = logging.getLogger("concentrador.daemon")
 
@@ -68,41 +65,6 @@ class DaemonOptions:
     reassembly_sweep_seconds: float = 300.0
     expiry_seconds: float = 600.0
     crl_check_seconds: float = 30.0
-
-
-def _tls_files(config: Config) -> ServerTLSFiles:
-    server = config.server
-    assert server.cert and server.key and server.client_ca  # checked by load_config
-    return ServerTLSFiles(server.cert, server.key, server.client_ca, server.crl)
-
-
-def _keep_restart_only_settings(old: Config, new: Config) -> Config:
-    """``new``, but with the settings a reload cannot apply taken from ``old``.
-
-    The listening socket and the spool root are fixed for the life of the
-    process; say so rather than half-apply them.
-    """
-    kept = []
-    if new.node.spool != old.node.spool:
-        kept.append(f"node.spool stays {old.node.spool}")
-        new = dataclasses.replace(new, node=dataclasses.replace(new.node, spool=old.node.spool))
-    server = new.server
-    if (server.host, server.port, server.insecure_http) != (
-        old.server.host,
-        old.server.port,
-        old.server.insecure_http,
-    ):
-        kept.append(f"server.listen/insecure_http stay {old.server.listen}")
-        server = dataclasses.replace(
-            server,
-            host=old.server.host,
-            port=old.server.port,
-            insecure_http=old.server.insecure_http,
-        )
-        new = dataclasses.replace(new, server=server)
-    for line in kept:
-        log.warning("reload: %s until a restart", line)
-    return new
 
 
 class Daemon:
@@ -203,7 +165,7 @@ class Daemon:
             )
         else:
             try:
-                self.tls = await asyncio.to_thread(ReloadableServerTLS, _tls_files(config))
+                self.tls = await asyncio.to_thread(ReloadableServerTLS, tls_files(config))
             except TLSConfigError as exc:
                 raise StartupError(f"cannot load the server TLS material: {exc}") from None
             ssl_context = self.tls.context
@@ -290,10 +252,10 @@ class Daemon:
                 log.error("reload: config: %s", problem)
             log.error("reload refused: keeping the running configuration (%s)", path)
             return False
-        new = _keep_restart_only_settings(self.config, new)
+        new = keep_restart_only_settings(self.config, new)
         if self.tls is not None:
             try:
-                await asyncio.to_thread(self.tls.reload, _tls_files(new))
+                await asyncio.to_thread(self.tls.reload, tls_files(new))
             except TLSConfigError as exc:
                 log.error("reload refused: %s; keeping the running configuration", exc)
                 return False
@@ -371,44 +333,14 @@ async def run_daemon(config: Config, options: DaemonOptions | None = None) -> in
             task.cancel()
 
 
-def _take_over_logging() -> None:
-    """Replace the CLI's timestamped handlers by the journald-aware one.
-
-    ``serve`` gets no ``args``; the CLI has already set the root level from
-    ``-v``, so that level is what "verbose" means here.
-    """
-    root = logging.getLogger()
-    verbose = root.level <= logging.DEBUG and root.level != logging.NOTSET
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    setup_logging(verbose)
-
-
-# glibc's mallopt(M_ARENA_MAX): by default every thread that allocates may get
-# its own 64 MB malloc arena. The daemon's worker threads (file reads for 32
-# concurrent 8 MB downloads, fsyncs, compression) then each keep freed
-# 256 KiB pieces in their own arena. Two arenas cut the peak RSS of
-# bench/server_bench.py's 32-client run from ~121 MB to ~102 MB with no
-# measurable throughput cost.
-_M_ARENA_MAX = -8
-MALLOC_ARENAS = 2
-
-
-def _limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Cap glibc malloc arenas unless ``$MALLOC_ARENA_MAX`` already says; True if set."""
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None)
-        return bool(libc.mallopt(_M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt arenas)
-        return False
+# The name this module had for it before process_setup.py (tests still use it).
+_limit_malloc_arenas = limit_malloc_arenas
 
 
 def serve(config: Config) -> int:
     """Entry point of ``concentrador serve``: 0 after a clean stop, 1 if it cannot start."""
-    _limit_malloc_arenas()
-    _take_over_logging()
+    limit_malloc_arenas()
+    take_over_logging()
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(run_daemon(config))
     return 0

@@ -18,7 +18,8 @@ Wire details handled here (§1, §2, §10):
 * DIME uploads carry a Content-Length computed from the record sizes (Axis
   cannot read chunked requests) and read the file from disk as they send;
 * DIME downloads are parsed as they arrive; the attachment goes to a
-  caller-supplied sink in ~1 MiB batches written off the event loop;
+  caller-supplied sink in ~1 MiB batches written off the event loop
+  (:mod:`concentrador.client.download`);
 * cookies (``Set-Cookie`` and Axis's ``Set-Cookie2``, including Axis's
   nameless session cookie) are kept by :class:`CookieStore` and sent back;
 * a SOAP fault, with HTTP 500 or not, becomes a :class:`PeerFaultError`.
@@ -35,33 +36,21 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 import aiohttp
 
 from concentrador import __version__
 from concentrador.client.cookies import CookieStore
+from concentrador.client.download import DownloadSink, read_dime_download, vanished
 from concentrador.client.errors import (
     ClientError,
-    FileVanished,
     PeerConnectionError,
     PeerProtocolError,
     fault_error,
 )
 from concentrador.config.model import ClientConfig, Config, PeerConfig
-from concentrador.protocol.dime import (
-    NEED_DATA,
-    DimeError,
-    DimeLimits,
-    DimeMessageWriter,
-    DimeReader,
-    DimeTruncatedError,
-    MessageEnd,
-    RecordData,
-    RecordEnd,
-)
+from concentrador.protocol.dime import DimeLimits, DimeMessageWriter
 from concentrador.protocol.errors import ProtocolError
-from concentrador.protocol.faults import Fault, FaultCode
 from concentrador.protocol.messages import (
     ConfirmacionRecepcionFichero,
     ConfirmacionRecepcionFicheroResponse,
@@ -86,14 +75,6 @@ DIME_CONTENT_TYPE = "application/dime"
 MAX_ANSWER = 1024 * 1024
 """A plain answer is a few KB (a TOD listing of thousands of files: ~100 KB)."""
 UPLOAD_PIECE = 256 * 1024
-DOWNLOAD_FLUSH = 1024 * 1024
-"""Attachment bytes gathered before one write hop to a worker thread."""
-
-
-class DownloadSink(Protocol):
-    """Where a fetched attachment goes; ``write`` is called in a worker thread."""
-
-    def write(self, data: bytes) -> int: ...
 
 
 def client_ssl_context(client: ClientConfig) -> ssl.SSLContext:
@@ -215,11 +196,20 @@ class PeerSession:
                     envelope = await self._read_answer(operation, response)
                     fichero = RecogerFicheroResponse.from_xml(envelope.body_elements).fichero
                     if fichero is None:
-                        raise _vanished(self.peer.id, name, "answered an empty Fichero")
+                        raise vanished(self.peer.id, name, "answered an empty Fichero")
                     raise PeerProtocolError(
                         self.peer.id, f"{operation} {name}: answer has no DIME attachment"
                     )
-                return await self._read_dime(name, response, sink, on_bytes)
+                self._absorb_cookies(response)
+                return await read_dime_download(
+                    response,
+                    peer_id=self.peer.id,
+                    name=name,
+                    sink=sink,
+                    on_bytes=on_bytes,
+                    limits=self.dime_limits,
+                    parse=self._parse,
+                )
 
     async def enviar_fichero(
         self,
@@ -326,91 +316,6 @@ class PeerSession:
             raise PeerProtocolError(self.peer.id, f"{operation}: HTTP {status} without a fault")
         return envelope
 
-    async def _read_dime(
-        self,
-        name: str,
-        response: aiohttp.ClientResponse,
-        sink: DownloadSink,
-        on_bytes: Callable[[int], None] | None,
-    ) -> tuple[Fichero, int]:
-        self._absorb_cookies(response)
-        operation = "recogerFichero"
-        loop = asyncio.get_running_loop()
-        reader = DimeReader(self.dime_limits)
-        envelope = bytearray()
-        fichero: Fichero | None = None
-        pending: list[bytes] = []
-        pending_size = 0
-        received = 0
-        attachment_ended = False
-
-        async def flush() -> None:
-            nonlocal pending, pending_size
-            if pending:
-                data = b"".join(pending)
-                pending, pending_size = [], 0
-                await loop.run_in_executor(None, sink.write, data)
-                if on_bytes is not None:
-                    on_bytes(len(data))
-
-        try:
-            ended = False
-            while not ended:
-                chunk = await response.content.readany()
-                reader.receive_data(chunk)  # b"" means end of input
-                while (event := reader.next_event()) is not NEED_DATA:
-                    if isinstance(event, RecordData):
-                        if event.index == 0:
-                            envelope += event.data
-                        elif event.index == 1:
-                            pending.append(bytes(event.data))
-                            pending_size += len(event.data)
-                            received += len(event.data)
-                            if pending_size >= DOWNLOAD_FLUSH:
-                                await flush()
-                    elif isinstance(event, RecordEnd):
-                        if event.index == 0:
-                            fichero = self._dime_fichero(name, response.status, bytes(envelope))
-                        elif event.index == 1:
-                            attachment_ended = True
-                            await flush()
-                    elif isinstance(event, MessageEnd):
-                        ended = True
-                        break
-                if not chunk:
-                    break
-        except DimeTruncatedError as exc:
-            raise PeerConnectionError(
-                self.peer.id,
-                f"{operation} {name}: connection closed mid-DIME after {received} bytes ({exc})",
-            ) from None
-        except DimeError as exc:
-            raise PeerProtocolError(self.peer.id, f"{operation} {name}: {exc}") from None
-        if fichero is None or not attachment_ended:
-            raise PeerProtocolError(
-                self.peer.id, f"{operation} {name}: DIME answer without a file attachment"
-            )
-        return fichero, received
-
-    def _dime_fichero(self, name: str, status: int, envelope: bytes) -> Fichero:
-        parsed = self._parse("recogerFichero", status, envelope)
-        try:
-            fichero = RecogerFicheroResponse.from_xml(parsed.body_elements).fichero
-        except ProtocolError as exc:
-            raise PeerProtocolError(self.peer.id, f"recogerFichero {name}: {exc}") from None
-        if fichero is None:
-            raise _vanished(self.peer.id, name, "answered an empty Fichero")
-        if fichero.nombre != name:
-            raise PeerProtocolError(
-                self.peer.id, f"recogerFichero {name}: the answer names {fichero.nombre!r}"
-            )
-        return fichero
-
 
 def _media_type(response: aiohttp.ClientResponse) -> str:
     return (response.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-
-
-def _vanished(peer: str, name: str, why: str) -> FileVanished:
-    fault = Fault(FaultCode.FICHERO, f"{name}: {why} (old-style 'not found')")
-    return FileVanished(peer, "recogerFichero", fault)

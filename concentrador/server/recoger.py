@@ -103,7 +103,7 @@ def open_published_file(
         )
         raise _not_published(name)
     head = b""
-    if read_ahead > 0 and size > 0:
+    if read_ahead > 0:
         try:
             head = read_exactly(handle, min(read_ahead, size), close=read_ahead >= size)
         except BaseException:

@@ -21,11 +21,22 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
+from concentrador.spool.ledger_push import PushState, PushStateRecords
+from concentrador.spool.ledger_schema import (
+    SCHEMA_VERSION,
+    LedgerError,
+    apply_migrations,
+    from_text,
+    to_text,
+    utc_now,
+)
+
 __all__ = [
+    "SCHEMA_VERSION",
     "Ledger",
     "LedgerError",
     "ListedName",
@@ -35,59 +46,10 @@ __all__ = [
     "UnclassifiedEntry",
 ]
 
-_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-# Each migration is a list of statements applied in one transaction. Append
-# new versions; never edit an applied one.
-_MIGRATIONS: list[tuple[int, list[str]]] = [
-    (
-        1,
-        [
-            "CREATE TABLE published (peer TEXT NOT NULL, name TEXT NOT NULL,"
-            " original TEXT NOT NULL, file_type TEXT NOT NULL, size INTEGER NOT NULL,"
-            " md5 TEXT NOT NULL, published_at TEXT NOT NULL, state TEXT NOT NULL,"
-            " PRIMARY KEY (peer, name))",
-            "CREATE INDEX published_original ON published (peer, original)",
-            "CREATE INDEX published_state ON published (peer, state, published_at)",
-            "CREATE TABLE unclassified (peer TEXT NOT NULL, path TEXT NOT NULL,"
-            " reason TEXT NOT NULL, since TEXT NOT NULL, PRIMARY KEY (peer, path))",
-            "CREATE TABLE received (peer TEXT NOT NULL, name TEXT NOT NULL,"
-            " md5 TEXT NOT NULL, size INTEGER NOT NULL, stored_path TEXT NOT NULL,"
-            " received_at TEXT NOT NULL, confirmed_at TEXT, PRIMARY KEY (peer, name))",
-            "CREATE TABLE push_state (peer TEXT NOT NULL, original TEXT NOT NULL,"
-            " attempts INTEGER NOT NULL, last_error TEXT, next_attempt_at TEXT,"
-            " PRIMARY KEY (peer, original))",
-            "CREATE TABLE kv (peer TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
-            " updated_at TEXT NOT NULL, PRIMARY KEY (peer, key))",
-        ],
-    ),
-]
-
-SCHEMA_VERSION = _MIGRATIONS[-1][0]
-
-
-class LedgerError(Exception):
-    """The ledger file is unusable (corrupt, from a newer version, ...)."""
-
-
-def _to_text(moment: datetime) -> str:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        # A naive datetime is a bug waiting for a DST change: refuse it.
-        raise ValueError(f"ledger timestamps must be timezone-aware, got {moment!r}")
-    return moment.astimezone(UTC).strftime(_TS_FORMAT)
-
-
-def _from_text(text: str) -> datetime:
-    return datetime.strptime(text, _TS_FORMAT).replace(tzinfo=UTC)
-
 
 def _published_row(e: PublishedEntry) -> tuple[object, ...]:
-    when = _to_text(e.published_at)
+    when = to_text(e.published_at)
     return (e.peer, e.name, e.original, e.file_type, e.size, e.md5, when, str(e.state))
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,19 +95,12 @@ class ListedName(NamedTuple):
     size: int
 
 
-@dataclass(frozen=True, slots=True)
-class PushState:
-    """Retry bookkeeping of one file being pushed to a peer."""
+class Ledger(PushStateRecords):
+    """The spool's SQLite ledger. Open once per process; :meth:`close` at exit.
 
-    peer: str
-    original: str
-    attempts: int
-    last_error: str | None
-    next_attempt_at: datetime | None
-
-
-class Ledger:
-    """The spool's SQLite ledger. Open once per process; :meth:`close` at exit."""
+    The push retry accessors come from :class:`PushStateRecords`
+    (``ledger_push.py``); the tables and migrations from ``ledger_schema.py``.
+    """
 
     def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
@@ -193,26 +148,7 @@ class Ledger:
 
     def _migrate(self) -> None:
         with self._transaction() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
-            current = row[0] or 0
-            if current > SCHEMA_VERSION:
-                raise LedgerError(
-                    f"ledger {self.path} has schema version {current}, newer than this "
-                    f"program ({SCHEMA_VERSION}); upgrade concentrador"
-                )
-            for version, statements in _MIGRATIONS:
-                if version <= current:
-                    continue
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    (version, _to_text(_now())),
-                )
+            apply_migrations(conn, self.path)
 
     def schema_version(self) -> int:
         return self._query("SELECT MAX(version) FROM schema_migrations")[0][0] or 0
@@ -239,7 +175,7 @@ class Ledger:
     def _published(row: tuple) -> PublishedEntry:
         peer, name, original, file_type, size, md5, published_at, state = row
         return PublishedEntry(
-            peer, name, original, file_type, size, md5, _from_text(published_at), state
+            peer, name, original, file_type, size, md5, from_text(published_at), state
         )
 
     def entries_for(self, peer: str, state: str = "published") -> list[PublishedEntry]:
@@ -291,7 +227,7 @@ class Ledger:
         rows = self._query(
             "SELECT DISTINCT original FROM published "
             "WHERE peer = ? AND state = 'published' AND published_at < ? ORDER BY original",
-            (peer, _to_text(cutoff)),
+            (peer, to_text(cutoff)),
         )
         return [r[0] for r in rows]
 
@@ -302,7 +238,7 @@ class Ledger:
             conn.execute(
                 "INSERT INTO unclassified (peer, path, reason, since) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (peer, path) DO UPDATE SET reason = excluded.reason",
-                (peer, str(path), reason, _to_text(_now())),
+                (peer, str(path), reason, to_text(utc_now())),
             )
 
     def clear_unclassified(self, peer: str, path: str) -> None:
@@ -313,7 +249,7 @@ class Ledger:
         rows = self._query(
             "SELECT path, reason, since FROM unclassified WHERE peer = ? ORDER BY path", (peer,)
         )
-        return [UnclassifiedEntry(p, r, _from_text(s)) for p, r, s in rows]
+        return [UnclassifiedEntry(p, r, from_text(s)) for p, r, s in rows]
 
     # -- received files ------------------------------------------------------
     _RECEIVED_COLS = "peer, name, md5, size, stored_path, received_at, confirmed_at"
@@ -327,8 +263,8 @@ class Ledger:
             md5,
             size,
             stored_path,
-            _from_text(received_at),
-            _from_text(confirmed_at) if confirmed_at else None,
+            from_text(received_at),
+            from_text(confirmed_at) if confirmed_at else None,
         )
 
     def record_received(
@@ -351,7 +287,7 @@ class Ledger:
                 "THEN received.confirmed_at ELSE NULL END, "
                 "md5 = excluded.md5, size = excluded.size, "
                 "stored_path = excluded.stored_path, received_at = excluded.received_at",
-                (peer, name, md5, size, str(stored_path), _to_text(received_at or _now())),
+                (peer, name, md5, size, str(stored_path), to_text(received_at or utc_now())),
             )
 
     def received(self, peer: str, name: str) -> ReceivedEntry | None:
@@ -366,7 +302,7 @@ class Ledger:
         with self._transaction() as conn:
             cur = conn.execute(
                 "UPDATE received SET confirmed_at = ? WHERE peer = ? AND name = ?",
-                (_to_text(at or _now()), peer, name),
+                (to_text(at or utc_now()), peer, name),
             )
             return cur.rowcount > 0
 
@@ -379,54 +315,6 @@ class Ledger:
         )
         return [self._received(r) for r in rows]
 
-    # -- push state ----------------------------------------------------------
-    @staticmethod
-    def _push(row: tuple) -> PushState:
-        peer, original, attempts, last_error, next_at = row
-        return PushState(
-            peer, original, attempts, last_error, _from_text(next_at) if next_at else None
-        )
-
-    def push_state(self, peer: str, original: str) -> PushState | None:
-        rows = self._query(
-            "SELECT peer, original, attempts, last_error, next_attempt_at FROM push_state "
-            "WHERE peer = ? AND original = ?",
-            (peer, original),
-        )
-        return self._push(rows[0]) if rows else None
-
-    def record_push_attempt(
-        self, peer: str, original: str, *, error: str | None, next_attempt_at: datetime | None
-    ) -> PushState:
-        """Count one more attempt (failed if ``error``), schedule the next one."""
-        next_text = _to_text(next_attempt_at) if next_attempt_at else None
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO push_state (peer, original, attempts, last_error, next_attempt_at) "
-                "VALUES (?, ?, 1, ?, ?) ON CONFLICT (peer, original) DO UPDATE SET "
-                "attempts = push_state.attempts + 1, last_error = excluded.last_error, "
-                "next_attempt_at = excluded.next_attempt_at",
-                (peer, original, error, next_text),
-            )
-            row = conn.execute(
-                "SELECT peer, original, attempts, last_error, next_attempt_at FROM push_state "
-                "WHERE peer = ? AND original = ?",
-                (peer, original),
-            ).fetchone()
-        return self._push(row)
-
-    def push_states(self, peer: str) -> list[PushState]:
-        rows = self._query(
-            "SELECT peer, original, attempts, last_error, next_attempt_at FROM push_state "
-            "WHERE peer = ? ORDER BY original",
-            (peer,),
-        )
-        return [self._push(r) for r in rows]
-
-    def clear_push_state(self, peer: str, original: str) -> None:
-        with self._transaction() as conn:
-            conn.execute("DELETE FROM push_state WHERE peer = ? AND original = ?", (peer, original))
-
     # -- small status facts ----------------------------------------------------
     def set_status(self, peer: str, key: str, value: str) -> None:
         with self._transaction() as conn:
@@ -434,7 +322,7 @@ class Ledger:
                 "INSERT INTO kv (peer, key, value, updated_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (peer, key) DO UPDATE SET "
                 "value = excluded.value, updated_at = excluded.updated_at",
-                (peer, key, str(value), _to_text(_now())),
+                (peer, key, str(value), to_text(utc_now())),
             )
 
     def status(self, peer: str) -> dict[str, str]:

@@ -25,7 +25,6 @@ the outbox and is published again); one the ledger knows is rolled forward
 
 from __future__ import annotations
 
-import bz2
 import logging
 import threading
 import uuid
@@ -35,10 +34,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from concentrador.protocol.blocks import DEFAULT_BLOCK_SIZE, check_block_size, parse_block_name
+from concentrador.protocol.blocks import DEFAULT_BLOCK_SIZE, check_block_size
 from concentrador.protocol.filetypes import TypeClassifier
-from concentrador.protocol.names import InvalidFileName, validate_peer_filename
-from concentrador.spool.bz2stream import SingleStreamChecker, looks_like_bzip2
+from concentrador.spool.bz2stream import looks_like_bzip2
 from concentrador.spool.compress import Compressor, available_cores
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
@@ -58,12 +56,12 @@ from concentrador.spool.publish_commit import (
     Manifest,
     file_signature,
 )
+from concentrador.spool.publish_names import block_names_problem, published_name_problem
+from concentrador.spool.publish_produce import produce_publishable
 
 __all__ = ["BlockInfo", "PublishResult", "Publisher", "RecoveryReport"]
 
 log = logging.getLogger(__name__)
-
-_READ_SIZE = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +222,7 @@ class Publisher:
         except FileNotFoundError:
             return None
         published_name = candidate.name if already_bzip2 else candidate.name + ".bz2"
-        problem = self._name_problem(published_name)
+        problem = published_name_problem(self.ledger, self.spool, self.destination, published_name)
         if problem is not None:
             self._refuse(candidate, problem)
             return None
@@ -239,30 +237,6 @@ class Publisher:
             with self._lock:
                 self._busy_paths.discard(candidate.path)
                 self._reserved_names.discard(published_name)
-
-    def _name_problem(self, published_name: str) -> str | None:
-        try:
-            validate_peer_filename(published_name)
-        except InvalidFileName as exc:
-            return f"its name cannot be published: {exc}"
-        block = parse_block_name(published_name)
-        if block is not None:
-            return (
-                f"{published_name!r} looks like block {block.index} of {block.count} of"
-                f" {block.original!r}; a peer would wait for the other blocks. Rename it"
-            )
-        known = self.ledger.lookup(self.peer, published_name) or next(
-            iter(self.ledger.entries_of(self.peer, published_name)), None
-        )
-        if known is not None:
-            return (
-                f"{published_name} was already published to {self.peer} on"
-                f" {known.published_at:%Y-%m-%d %H:%M} UTC (now {known.state});"
-                " a new file needs a new name (next version number)"
-            )
-        if (self.spool.dir(self.destination) / published_name).exists():
-            return f"{self.destination}/{published_name} already exists and is not in the ledger"
-        return None
 
     def _publish_claimed(
         self, candidate: OutboxFile, file_type: str, published_name: str, already_bzip2: bool
@@ -315,9 +289,9 @@ class Publisher:
         staging.mkdir(parents=True)
         sink = BlockSink(staging, self.block_size)
         try:
-            problem = self._produce(candidate, already_bzip2, sink)
+            problem = produce_publishable(candidate, already_bzip2, sink, self.compressor)
             blocks = sink.finish(published_name) if problem is None else []
-            problem = problem or self._block_name_problem(blocks)
+            problem = problem or block_names_problem(blocks)
             if problem is not None:
                 self._committer.discard(staging)
                 self._refuse(candidate, problem)
@@ -348,44 +322,6 @@ class Publisher:
             self._committer.discard(staging)
             raise
         return manifest
-
-    def _produce(self, candidate: OutboxFile, already_bzip2: bool, sink: BlockSink) -> str | None:
-        """Stream the publishable bytes into ``sink``; a reason if the file is refused."""
-        if not already_bzip2:
-            self.compressor.compress_stream(candidate.path, sink)
-            return None
-        # Already bzip2: published as is, but only if a reader of the *first*
-        # stream gets everything (pbzip2 and `cat a.bz2 b.bz2` make several).
-        checker = SingleStreamChecker()
-        with open(candidate.path, "rb") as handle:
-            while piece := handle.read(_READ_SIZE):
-                checker.feed(piece)
-                if not checker.ok:
-                    break
-                sink(piece)
-            else:
-                checker.finish()
-        if checker.error is not None:
-            return f"it starts like bzip2 but is not a valid bzip2 file: {checker.error}"
-        if checker.extra_data:
-            log.info(
-                "%s holds more than one bzip2 stream (or trailing data);"
-                " re-compressing it as a single stream",
-                candidate.relative,
-            )
-            sink.reset()
-            with bz2.open(candidate.path, "rb") as decompressed:
-                self.compressor.compress_stream(decompressed, sink)
-        return None
-
-    @staticmethod
-    def _block_name_problem(blocks: list[tuple[str, BlockInfo]]) -> str | None:
-        for _part, block in blocks:
-            try:
-                validate_peer_filename(block.name)
-            except InvalidFileName as exc:
-                return f"its block names cannot be published: {exc}"
-        return None
 
     # -- operator feedback -----------------------------------------------------------
     def _refuse(self, candidate: OutboxFile, reason: str) -> None:

@@ -1,0 +1,137 @@
+"""Reading a recogerFichero answer: one DIME message, streamed into a sink.
+
+The message is parsed as it arrives (:class:`DimeReader`, with the
+session's limits, so a hostile peer cannot make us buffer more than an
+envelope): record 0 is the SOAP envelope, record 1 the file. The file goes
+to a caller-supplied sink in ~1 MiB batches written off the event loop, so
+neither the whole file nor a thread hop per network read is ever needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+import aiohttp
+
+from concentrador.client.errors import FileVanished, PeerConnectionError, PeerProtocolError
+from concentrador.protocol.dime import (
+    NEED_DATA,
+    DimeError,
+    DimeLimits,
+    DimeReader,
+    DimeTruncatedError,
+    MessageEnd,
+    RecordData,
+    RecordEnd,
+)
+from concentrador.protocol.errors import ProtocolError
+from concentrador.protocol.faults import Fault, FaultCode
+from concentrador.protocol.messages import Fichero, RecogerFicheroResponse
+from concentrador.protocol.soap import Envelope
+
+__all__ = ["DOWNLOAD_FLUSH", "DownloadSink", "read_dime_download", "vanished"]
+
+OPERATION = "recogerFichero"
+DOWNLOAD_FLUSH = 1024 * 1024
+"""Attachment bytes gathered before one write hop to a worker thread."""
+
+ParseAnswer = Callable[[str, int, bytes], Envelope]
+"""``(operation, HTTP status, envelope bytes) -> Envelope``, raising the peer's fault."""
+
+
+class DownloadSink(Protocol):
+    """Where a fetched attachment goes; ``write`` is called in a worker thread."""
+
+    def write(self, data: bytes) -> int: ...
+
+
+def vanished(peer: str, name: str, why: str) -> FileVanished:
+    """The old-style "not found" (an empty ``Fichero``) as :class:`FileVanished`."""
+    fault = Fault(FaultCode.FICHERO, f"{name}: {why} (old-style 'not found')")
+    return FileVanished(peer, OPERATION, fault)
+
+
+async def read_dime_download(
+    response: aiohttp.ClientResponse,
+    *,
+    peer_id: str,
+    name: str,
+    sink: DownloadSink,
+    on_bytes: Callable[[int], None] | None,
+    limits: DimeLimits,
+    parse: ParseAnswer,
+) -> tuple[Fichero, int]:
+    """Stream the DIME answer for ``name`` into ``sink``; the ``Fichero`` and byte count."""
+    loop = asyncio.get_running_loop()
+    reader = DimeReader(limits)
+    envelope = bytearray()
+    fichero: Fichero | None = None
+    pending: list[bytes] = []
+    pending_size = 0
+    received = 0
+    attachment_ended = False
+
+    async def flush() -> None:
+        nonlocal pending, pending_size
+        if pending:
+            data = b"".join(pending)
+            pending, pending_size = [], 0
+            await loop.run_in_executor(None, sink.write, data)
+            if on_bytes is not None:
+                on_bytes(len(data))
+
+    try:
+        ended = False
+        while not ended:
+            chunk = await response.content.readany()
+            reader.receive_data(chunk)  # b"" means end of input
+            while (event := reader.next_event()) is not NEED_DATA:
+                if isinstance(event, RecordData):
+                    if event.index == 0:
+                        envelope += event.data
+                    elif event.index == 1:
+                        pending.append(bytes(event.data))
+                        pending_size += len(event.data)
+                        received += len(event.data)
+                        if pending_size >= DOWNLOAD_FLUSH:
+                            await flush()
+                elif isinstance(event, RecordEnd):
+                    if event.index == 0:
+                        fichero = _answered_fichero(
+                            peer_id, name, parse(OPERATION, response.status, bytes(envelope))
+                        )
+                    elif event.index == 1:
+                        attachment_ended = True
+                        await flush()
+                elif isinstance(event, MessageEnd):
+                    ended = True
+                    break
+            if not chunk:
+                break
+    except DimeTruncatedError as exc:
+        raise PeerConnectionError(
+            peer_id,
+            f"{OPERATION} {name}: connection closed mid-DIME after {received} bytes ({exc})",
+        ) from None
+    except DimeError as exc:
+        raise PeerProtocolError(peer_id, f"{OPERATION} {name}: {exc}") from None
+    if fichero is None or not attachment_ended:
+        raise PeerProtocolError(
+            peer_id, f"{OPERATION} {name}: DIME answer without a file attachment"
+        )
+    return fichero, received
+
+
+def _answered_fichero(peer_id: str, name: str, parsed: Envelope) -> Fichero:
+    """The ``Fichero`` of the answer's envelope; it must name the file we asked for."""
+    try:
+        fichero = RecogerFicheroResponse.from_xml(parsed.body_elements).fichero
+    except ProtocolError as exc:
+        raise PeerProtocolError(peer_id, f"{OPERATION} {name}: {exc}") from None
+    if fichero is None:
+        raise vanished(peer_id, name, "answered an empty Fichero")
+    if fichero.nombre != name:
+        raise PeerProtocolError(peer_id, f"{OPERATION} {name}: the answer names {fichero.nombre!r}")
+    return fichero

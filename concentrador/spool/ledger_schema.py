@@ -1,0 +1,101 @@
+"""The ledger's storage format: its tables, their migrations, its timestamps.
+
+Kept apart from :class:`~concentrador.spool.ledger.Ledger` so that the one
+place to read (and to port to PostgreSQL) is this list of plain SQL
+statements. Timestamps are stored as fixed-width UTC ISO-8601 text, so that
+string order is time order in any database.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "LedgerError",
+    "apply_migrations",
+    "from_text",
+    "to_text",
+    "utc_now",
+]
+
+_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+# Each migration is a list of statements applied in one transaction. Append
+# new versions; never edit an applied one.
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            "CREATE TABLE published (peer TEXT NOT NULL, name TEXT NOT NULL,"
+            " original TEXT NOT NULL, file_type TEXT NOT NULL, size INTEGER NOT NULL,"
+            " md5 TEXT NOT NULL, published_at TEXT NOT NULL, state TEXT NOT NULL,"
+            " PRIMARY KEY (peer, name))",
+            "CREATE INDEX published_original ON published (peer, original)",
+            "CREATE INDEX published_state ON published (peer, state, published_at)",
+            "CREATE TABLE unclassified (peer TEXT NOT NULL, path TEXT NOT NULL,"
+            " reason TEXT NOT NULL, since TEXT NOT NULL, PRIMARY KEY (peer, path))",
+            "CREATE TABLE received (peer TEXT NOT NULL, name TEXT NOT NULL,"
+            " md5 TEXT NOT NULL, size INTEGER NOT NULL, stored_path TEXT NOT NULL,"
+            " received_at TEXT NOT NULL, confirmed_at TEXT, PRIMARY KEY (peer, name))",
+            "CREATE TABLE push_state (peer TEXT NOT NULL, original TEXT NOT NULL,"
+            " attempts INTEGER NOT NULL, last_error TEXT, next_attempt_at TEXT,"
+            " PRIMARY KEY (peer, original))",
+            "CREATE TABLE kv (peer TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+            " updated_at TEXT NOT NULL, PRIMARY KEY (peer, key))",
+        ],
+    ),
+]
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+class LedgerError(Exception):
+    """The ledger file is unusable (corrupt, from a newer version, ...)."""
+
+
+def to_text(moment: datetime) -> str:
+    """A timezone-aware datetime as the ledger stores it (UTC, fixed width)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        # A naive datetime is a bug waiting for a DST change: refuse it.
+        raise ValueError(f"ledger timestamps must be timezone-aware, got {moment!r}")
+    return moment.astimezone(UTC).strftime(_TS_FORMAT)
+
+
+def from_text(text: str) -> datetime:
+    return datetime.strptime(text, _TS_FORMAT).replace(tzinfo=UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def apply_migrations(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema up to :data:`SCHEMA_VERSION` (inside the caller's transaction).
+
+    Raises :class:`LedgerError` for a ledger written by a newer program:
+    guessing at a schema we do not know could corrupt it.
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    current = row[0] or 0
+    if current > SCHEMA_VERSION:
+        raise LedgerError(
+            f"ledger {path} has schema version {current}, newer than this "
+            f"program ({SCHEMA_VERSION}); upgrade concentrador"
+        )
+    for version, statements in MIGRATIONS:
+        if version <= current:
+            continue
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+            (version, to_text(utc_now())),
+        )
