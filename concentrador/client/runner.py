@@ -94,56 +94,62 @@ class ClientRunner:
         """One collection cycle now; raises :class:`ClientError` (e.g. :class:`CycleBusy`)."""
         peer, peer_spool = self._peer(peer_id, push=False)
         retries, _ = self._client_settings()
-        await asyncio.to_thread(peer_spool.ensure)
-        with cycle_lock(peer_spool, "collect"):
-            try:
-                async with self.session_factory(self.config, peer) as session:
-                    collector = Collector(
-                        session,
-                        peer,
-                        peer_spool,
-                        self.ledger,
-                        retries=retries,
-                        timezone=self.config.node.timezone,
-                        clock_warn_seconds=self.config.node.clock_warn_seconds,
-                        now=self.now,
-                        progress=progress,
-                        **self.collector_options,
-                    )
-                    summary = await collector.run()
-            except ClientError as exc:
-                await self._record(peer_id, "cycle", f"failed: {exc}")
-                if isinstance(exc, AuthenticationRefused):
-                    await self._refused(peer_id, exc)
-                raise
-        await self._record(peer_id, "cycle", f"ok: {summary.line()}")
-        return summary
+
+        def collector(session: PeerSession) -> Collector:
+            return Collector(
+                session,
+                peer,
+                peer_spool,
+                self.ledger,
+                retries=retries,
+                timezone=self.config.node.timezone,
+                clock_warn_seconds=self.config.node.clock_warn_seconds,
+                now=self.now,
+                progress=progress,
+                **self.collector_options,
+            )
+
+        return await self._cycle(peer, peer_spool, "collect", "cycle", collector)
 
     async def push(self, peer_id: str, *, progress: Progress | None = None) -> PushSummary:
         """One push cycle now (what is in ``sending/`` and due)."""
         peer, peer_spool = self._peer(peer_id, push=True)
         retries, retry_delay = self._client_settings()
+
+        def pusher(session: PeerSession) -> Pusher:
+            return Pusher(
+                session,
+                peer,
+                peer_spool,
+                self.ledger,
+                retries=retries,
+                retry_delay=retry_delay,
+                now=self.now,
+                progress=progress,
+            )
+
+        return await self._cycle(peer, peer_spool, "push", "push", pusher)
+
+    async def _cycle(
+        self,
+        peer: PeerConfig,
+        peer_spool: PeerSpool,
+        lock_kind: str,
+        status_kind: str,
+        make_worker: Callable[[PeerSession], Any],
+    ) -> Any:
+        """Lock, session, run, record: the part collection and push share."""
         await asyncio.to_thread(peer_spool.ensure)
-        with cycle_lock(peer_spool, "push"):
+        with cycle_lock(peer_spool, lock_kind):
             try:
                 async with self.session_factory(self.config, peer) as session:
-                    pusher = Pusher(
-                        session,
-                        peer,
-                        peer_spool,
-                        self.ledger,
-                        retries=retries,
-                        retry_delay=retry_delay,
-                        now=self.now,
-                        progress=progress,
-                    )
-                    summary = await pusher.run()
+                    summary = await make_worker(session).run()
             except ClientError as exc:
-                await self._record(peer_id, "push", f"failed: {exc}")
+                await self._record(peer.id, status_kind, f"failed: {exc}")
                 if isinstance(exc, AuthenticationRefused):
-                    await self._refused(peer_id, exc)
+                    await self._refused(peer.id, exc)
                 raise
-        await self._record(peer_id, "push", f"ok: {summary.line()}")
+        await self._record(peer.id, status_kind, f"ok: {summary.line()}")
         return summary
 
     async def _record(self, peer_id: str, kind: str, result: str) -> None:
