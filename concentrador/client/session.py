@@ -72,8 +72,9 @@ __all__ = ["DownloadSink", "PeerSession", "client_ssl_context"]
 log = logging.getLogger(__name__)
 
 DIME_CONTENT_TYPE = "application/dime"
-MAX_ANSWER = 1024 * 1024
-"""A plain answer is a few KB (a TOD listing of thousands of files: ~100 KB)."""
+MAX_ANSWER = 16 * 1024 * 1024
+"""A listing costs ~75 bytes per published file (10,000 files: ~600 KB), so
+16 MiB admits some 200,000 files while still bounding memory."""
 UPLOAD_PIECE = 256 * 1024
 
 

@@ -82,6 +82,13 @@ def confirm_reception(
     published = peer_spool.dir(SpoolState.PUBLISHED)
     delivered = peer_spool.dir(SpoolState.DELIVERED)
     with peer_lock(peer_spool):
+        # Re-read under the lock: an expiry run may have moved the file to
+        # expired/ since the check above; marking it delivered then would
+        # leave the ledger contradicting the folders.
+        entries = [e for e in ledger.entries_of(peer, name) if e.state == _PUBLISHED]
+        if not entries:
+            log.info("%s confirmed %s, no longer published (expired or confirmed)", peer, name)
+            return _answer(ConfirmationResult.ERROR)
         ledger.set_state(peer, name, _DELIVERED)
         delivered.mkdir(parents=True, exist_ok=True)
         moved = 0

@@ -163,6 +163,19 @@ class StreamJoiner:
         return head + body + tail
 
 
+#: Real P.O. 10.11 text compresses roughly 10-50:1; bzip2 itself can reach
+#: millions to one. Beyond this ratio (with a floor for small files) the input
+#: is treated as a decompression bomb, not a file: a peer must not be able to
+#: hold a worker and a peer lock for hours, or fill the disk with a copy.
+MAX_EXPANSION_RATIO = 200
+MIN_DECOMPRESSION_BUDGET = 256 * 1024 * 1024
+
+
+def decompression_budget(compressed_size: int) -> int:
+    """How many decompressed bytes ``compressed_size`` bytes may honestly make."""
+    return max(MIN_DECOMPRESSION_BUDGET, compressed_size * MAX_EXPANSION_RATIO)
+
+
 class SingleStreamChecker:
     """Feeds bytes through a decompressor to tell whether they are exactly one stream.
 
@@ -174,8 +187,9 @@ class SingleStreamChecker:
 
     _OUTPUT_LIMIT = 1 << 20
 
-    def __init__(self) -> None:
+    def __init__(self, max_output: int | None = None) -> None:
         self._decompressor = bz2.BZ2Decompressor()
+        self._max_output = max_output
         self.decompressed_size = 0
         self.extra_data = False  # bytes after the first stream (a 2nd stream or garbage)
         self.error: str | None = None
@@ -195,13 +209,26 @@ class SingleStreamChecker:
             chunk = dec.decompress(data, self._OUTPUT_LIMIT)
             self.decompressed_size += len(chunk)
             while not dec.eof and not dec.needs_input:
+                if self._over_budget():
+                    return
                 chunk = dec.decompress(b"", self._OUTPUT_LIMIT)
                 self.decompressed_size += len(chunk)
+            if self._over_budget():
+                return
         except (OSError, EOFError, ValueError) as exc:
             self.error = f"not a valid bzip2 stream ({exc})"
             return
         if dec.eof and dec.unused_data:
             self.extra_data = True
+
+    def _over_budget(self) -> bool:
+        if self._max_output is None or self.decompressed_size <= self._max_output:
+            return False
+        self.error = (
+            f"decompresses to over {self._max_output} bytes, more than"
+            f" {MAX_EXPANSION_RATIO}:1 (a decompression bomb, not a metering file)"
+        )
+        return True
 
     def finish(self) -> None:
         """Call at end of input; sets :attr:`error` for a truncated stream."""

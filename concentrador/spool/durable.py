@@ -324,7 +324,8 @@ def move_aside(
             pass
     suffix = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     for attempt in range(1000):
-        name = f"{src.name}.{suffix}" + (f".{attempt}" if attempt else "")
+        tail = f".{suffix}" + (f".{attempt}" if attempt else "")
+        name = _shortened(src.name, _MAX_NAME_BYTES - len(tail)) + tail
         try:
             return durable_move(src, dst_dir, name, sync=sync)
         except FileExistsError:
@@ -332,6 +333,28 @@ def move_aside(
     raise StorageError(
         "find a free name for", dst_dir / src.name, OSError(errno.EEXIST, "all names taken")
     )
+
+
+_MAX_NAME_BYTES = 255
+"""The usual file-system limit on one name: a stamped name must fit in it."""
+
+
+def _shortened(name: str, max_bytes: int) -> str:
+    """``name`` cut to at most ``max_bytes`` file-system bytes.
+
+    A valid 240-byte name plus a time stamp would otherwise fail with
+    ENAMETOOLONG, and the file could never be moved aside (or replaced) at
+    all. A UTF-8 name is cut between characters; an operator's file whose
+    name is not UTF-8 is cut bytewise (it round-trips through ``fsdecode``).
+    """
+    raw = os.fsencode(name)
+    if len(raw) <= max_bytes:
+        return name
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return os.fsdecode(raw[:max_bytes])
+    return raw[:max_bytes].decode("utf-8", errors="ignore")
 
 
 def file_md5(path: Path) -> tuple[str, int]:

@@ -25,7 +25,8 @@ import logging
 from pathlib import Path
 
 from concentrador.protocol.blocks import BlockName, parse_block_name
-from concentrador.protocol.names import validate_peer_filename
+from concentrador.protocol.names import MAX_NAME_BYTES, validate_peer_filename
+from concentrador.spool.bz2stream import decompression_budget
 from concentrador.spool.durable import (
     READ_SIZE,
     DurableWriter,
@@ -143,8 +144,7 @@ class InboundStore:
             if existing is not None:
                 writer.abort()
                 path = existing
-                copy_missing = not (path.parent / decompressed_name(name)).exists()
-                if self.decompress and copy_missing:
+                if self.decompress and _copy_missing(path, name):
                     self._write_decompressed_copy(path, name)
             else:
                 folder = self.spool.dir(SpoolState.MANUAL if manual else SpoolState.INBOX)
@@ -173,6 +173,13 @@ class InboundStore:
         peer's retry (same MD5) lands in the idempotent branch that redoes it.
         """
         copy_name = decompressed_name(name)
+        if len(copy_name.encode("utf-8")) > MAX_NAME_BYTES:
+            # ``NAME.txt`` of a valid 252-255 byte name is too long for the file
+            # system; failing here would leave the received file unrecorded and
+            # answer the peer "could not store" on every retry. The copy is optional.
+            why = f"the copy name would be over {MAX_NAME_BYTES} bytes"
+            log.warning("%s: no decompressed copy of %s: %s", self.spool.peer, name, why)
+            return None
         target = compressed.parent / copy_name
         known = self.ledger.received(self.spool.peer, copy_name)
         if known is not None and Path(known.stored_path) == target:
@@ -180,13 +187,22 @@ class InboundStore:
             log.warning("%s: no decompressed copy of %s: %s", self.spool.peer, name, why)
             return None
         with DurableWriter(self.spool.work_dir, hash=False) as writer:
-            error = _decompress_into(compressed, writer, self.max_decompressed)
+            limit = min(self.max_decompressed, decompression_budget(compressed.stat().st_size))
+            error = _decompress_into(compressed, writer, limit)
             if error is not None:
                 log.warning("%s: no decompressed copy of %s: %s", self.spool.peer, name, error)
                 return None
             if target.exists():  # a stale copy, e.g. of a replaced file
                 move_aside(target, self.spool.dir(SpoolState.ARCHIVE), stamp=True)
             return writer.commit(target)
+
+
+def _copy_missing(compressed: Path, name: str) -> bool:
+    """True when ``compressed`` should have a decompressed copy but has none."""
+    copy_name = decompressed_name(name)
+    if len(copy_name.encode("utf-8")) > MAX_NAME_BYTES:
+        return False  # never made (see _write_decompressed_copy); stat would fail
+    return not (compressed.parent / copy_name).exists()
 
 
 def _decompress_into(source: Path, writer: DurableWriter, limit: int) -> str | None:

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from concentrador.protocol.blocks import block_name, parse_block_name, reassembly_plan
-from concentrador.spool.bz2stream import SingleStreamChecker
+from concentrador.spool.bz2stream import SingleStreamChecker, decompression_budget
 from concentrador.spool.durable import (
     READ_SIZE,
     DurableWriter,
@@ -137,7 +137,8 @@ class Reassembler:
         # so the plan's names are the file names, in concatenation order.
         names = reassembly_plan(path.name for path in blocks.values())
         paths = [self.spool.dir(SpoolState.PARTIAL) / name for name in names]
-        checker = SingleStreamChecker()
+        compressed_size = sum(path.stat().st_size for path in paths)
+        checker = SingleStreamChecker(max_output=decompression_budget(compressed_size))
         with DurableWriter(self.spool.work_dir) as writer:
             for chunk in _read_pieces(paths):
                 writer.write(chunk)
