@@ -386,10 +386,17 @@ def move_with_reason(
     """
     src = Path(src)
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    name = src.name
-    if os.path.lexists(dst_dir / name):
-        name = f"{name}.{moment.strftime('%Y%m%dT%H%M%S.%fZ')}"
+    suffix = ""
+    if os.path.lexists(dst_dir / src.name) or os.path.lexists(dst_dir / f"{src.name}.reason"):
+        # Never overwrite an earlier escalation or its explanation.
+        suffix = f".{moment.strftime('%Y%m%dT%H%M%S.%fZ')}"
+    # NAME and NAME.reason must both fit in a file name: a long (valid) peer
+    # name is shortened rather than leaving the file stuck where it is.
+    base = _shortened(src.name, _MAX_NAME_BYTES - len(".reason") - len(suffix))
+    name = base + suffix
     fields = [why, f"at {moment.strftime('%Y-%m-%dT%H:%M:%SZ')}"]
+    if base != src.name:
+        fields.insert(0, f"file {src.name} kept as {name}")
     if last_error:
         fields.append(f"last error: {last_error}")
     line = " | ".join(" ".join(str(f).split()) for f in fields) + "\n"

@@ -154,3 +154,32 @@ def test_decompressed_copy_of_a_bomb_is_skipped_but_the_file_is_kept(
     path = receive(store, "F1_Z.bz2", data)
     assert path.read_bytes() == data
     assert os.listdir(peer.dir(SpoolState.INBOX)) == ["F1_Z.bz2"]  # no huge F1_Z copy
+
+
+def test_escalating_a_long_block_name_keeps_both_files_within_name_limits(
+    peer: PeerSpool,
+) -> None:
+    from concentrador.spool.durable import move_with_reason
+
+    name = "F1_" + "b" * 246 + ".1_2"  # 253 bytes: valid, but NAME.reason is not
+    assert is_valid_peer_filename(name)
+    src = peer.dir(SpoolState.PARTIAL) / name
+    src.write_bytes(b"block")
+    failed = peer.dir(SpoolState.FAILED)
+    moved = move_with_reason(src, failed, peer.work_dir, "does not rebuild")
+    assert moved.read_bytes() == b"block" and not src.exists()
+    reason = failed / f"{moved.name}.reason"
+    assert len(os.fsencode(reason.name)) <= MAX_NAME_BYTES
+    assert name in reason.read_text()  # the operator still learns the real name
+
+
+def test_escalation_never_overwrites_an_earlier_reason(peer: PeerSpool) -> None:
+    from concentrador.spool.durable import move_with_reason
+
+    failed = peer.dir(SpoolState.FAILED)
+    (failed / "X.bz2.reason").write_text("earlier escalation\n")
+    src = peer.dir(SpoolState.SENDING) / "X.bz2"
+    src.write_bytes(b"x")
+    moved = move_with_reason(src, failed, peer.work_dir, "refused")
+    assert (failed / "X.bz2.reason").read_text() == "earlier escalation\n"
+    assert (failed / f"{moved.name}.reason").read_text().startswith("refused")
