@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from concentrador.config.model import Config, PeerConfig
@@ -157,14 +157,23 @@ class SpoolServices:
 
     def expiry_pass(self) -> None:
         now = datetime.now(UTC)
-        for peer_id in list(self._peers):
-            # expire_published logs each file it moves.
-            expire_published(
-                self.spool.peer(peer_id),
-                self.ledger,
-                now=now,
-                publish_days=self.config.node.publish_days,
-            )
+        window = timedelta(days=self.config.node.publish_days)
+        for peer_id, objects in list(self._peers.items()):
+            try:
+                # Reassembly first: an old set that is complete must be rebuilt,
+                # not escalated because its blocks happen to be old.
+                objects.reassembler.sweep()
+                # Both log each set/file they move.
+                objects.reassembler.expire_incomplete(now=now, max_age=window)
+                expire_published(
+                    self.spool.peer(peer_id),
+                    self.ledger,
+                    now=now,
+                    publish_days=self.config.node.publish_days,
+                )
+            except Exception:
+                # One peer's broken folder must not stop the others' expiry.
+                log.exception("%s: expiry pass failed; other peers go on", peer_id)
 
     # -- triggers (event loop) ----------------------------------------------------------
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -20,13 +20,18 @@ and re-reads the folder after taking it. Crash safety: if we stop after step
 2, the next sweep rebuilds the same bytes, finds the identical file already
 stored and only does step 3; if we stop in the middle of step 3, the blocks
 already archived are found in ``archive/`` and the rest follows them.
+
+A set whose siblings never come would wait forever (and be rescanned at
+every block push): :meth:`Reassembler.expire_incomplete` escalates a set to
+``failed/`` once its *newest* block is older than the publication window.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from concentrador.protocol.blocks import block_name, parse_block_name, reassembly_plan
@@ -46,6 +51,35 @@ from concentrador.spool.locks import peer_lock
 __all__ = ["Reassembler"]
 
 log = logging.getLogger(__name__)
+
+
+# original → count → index → path: blocks that disagree on n are different
+# cuts of the file (say a re-send with another block size), so each
+# (original, count) is its own set.
+BlockSets = dict[str, dict[int, dict[int, Path]]]
+
+
+def _group_blocks(paths: Iterable[Path], original: str | None = None) -> BlockSets:
+    """Group block files into sets; only those of ``original`` if given."""
+    groups: BlockSets = {}
+    for path in paths:
+        block = parse_block_name(path.name)
+        if block is None or (original is not None and block.original != original):
+            continue
+        groups.setdefault(block.original, {}).setdefault(block.count, {})[block.index] = path
+    return groups
+
+
+def _missing_ranges(present: Iterable[int], count: int) -> str:
+    """Indexes in 1..count not in ``present``, as ``"2, 4-7"``: one short line
+    even for a hostile ``NAME.1_99999``."""
+    gaps = []
+    expected = 1
+    for k in [*sorted(present), count + 1]:
+        if k > expected:
+            gaps.append(str(expected) if k - 1 == expected else f"{expected}-{k - 1}")
+        expected = max(expected, k + 1)
+    return ", ".join(gaps)
 
 
 def _read_pieces(paths: list[Path]) -> Iterator[bytes]:
@@ -76,14 +110,13 @@ class Reassembler:
             max_decompressed=max_decompressed,
         )
 
+    def _partial_groups(self, original: str | None = None) -> BlockSets:
+        """Block sets now in ``partial/`` (of ``original`` only, if given)."""
+        return _group_blocks(self.spool.files(SpoolState.PARTIAL), original)
+
     def _partial_sets(self, original: str) -> dict[int, dict[int, Path]]:
         """Blocks of ``original`` now in ``partial/``: count → index → path."""
-        sets: dict[int, dict[int, Path]] = {}
-        for path in self.spool.files(SpoolState.PARTIAL):
-            block = parse_block_name(path.name)
-            if block is not None and block.original == original:
-                sets.setdefault(block.count, {})[block.index] = path
-        return sets
+        return self._partial_groups(original).get(original, {})
 
     def try_complete(self, original: str, *, manual: bool = False) -> Path | None:
         """Rebuild ``original`` if all of its blocks are here; returns the stored file.
@@ -95,8 +128,6 @@ class Reassembler:
         """
         with peer_lock(self.spool):
             sets = self._partial_sets(original)
-            # Blocks that disagree on n are different cuts of the file (say a
-            # re-send with another block size): each count is its own set.
             for count, blocks in sorted(sets.items()):
                 if len(blocks) == count:
                     return self._rebuild(original, count, blocks, manual=manual)
@@ -111,13 +142,7 @@ class Reassembler:
 
         A storage error on one set is logged and does not stop the others.
         """
-        originals = sorted(
-            {
-                block.original
-                for path in self.spool.files(SpoolState.PARTIAL)
-                if (block := parse_block_name(path.name)) is not None
-            }
-        )
+        originals = sorted(self._partial_groups())
         stored = []
         for original in originals:
             try:
@@ -128,6 +153,38 @@ class Reassembler:
             if path is not None:
                 stored.append(path)
         return stored
+
+    def expire_incomplete(self, *, now: datetime, max_age: timedelta) -> list[str]:
+        """Escalate to ``failed/`` every incomplete set whose newest block is too old.
+
+        A set is "too old" when the newest modification time among its blocks
+        is before ``now - max_age`` (normally ``publish_days``): the peer had a
+        whole publication window to send the rest. Complete sets are left to
+        :meth:`sweep` (run it first). Each block gets a ``.reason``; nothing is
+        deleted. Returns the originals escalated (sorted); a second call finds
+        nothing to do. ``now`` must be timezone-aware.
+        """
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        if max_age < timedelta(0):
+            raise ValueError(f"max_age must not be negative, got {max_age}")
+        cutoff = (now - max_age).timestamp()
+        expired: set[str] = set()
+        # Scan without the lock (cheap, read-only), then re-check each
+        # candidate under it: a block may have arrived or a sweep run meanwhile.
+        for original, sets in sorted(self._partial_groups().items()):
+            for count, blocks in sorted(sets.items()):
+                try:
+                    if not self._is_stale(count, blocks, cutoff):
+                        continue
+                    if self._expire_set(original, count, cutoff, now):
+                        expired.add(original)
+                except OSError:
+                    # One unreadable or unmovable set must not stop the others.
+                    log.exception(
+                        "%s: could not escalate the blocks of %s", self.spool.peer, original
+                    )
+        return sorted(expired)
 
     # -- the steps -----------------------------------------------------------
     def _rebuild(
@@ -201,3 +258,37 @@ class Reassembler:
                 log.info("%s: finished interrupted reassembly of %s", self.spool.peer, original)
                 return path
         return None
+
+    # -- expiry of incomplete sets ---------------------------------------------
+    @staticmethod
+    def _newest_mtime(blocks: dict[int, Path]) -> float | None:
+        """The newest block's mtime; None if a block vanished (someone else moved it)."""
+        try:
+            return max(path.stat(follow_symlinks=False).st_mtime for path in blocks.values())
+        except FileNotFoundError:
+            return None
+
+    def _is_stale(self, count: int, blocks: dict[int, Path], cutoff: float) -> bool:
+        if len(blocks) >= count:
+            return False  # complete: the sweep's business, never expired here
+        newest = self._newest_mtime(blocks)
+        return newest is not None and newest < cutoff
+
+    def _expire_set(self, original: str, count: int, cutoff: float, now: datetime) -> bool:
+        with peer_lock(self.spool):
+            blocks = self._partial_sets(original).get(count, {})
+            if not blocks or not self._is_stale(count, blocks, cutoff):
+                return False
+            newest = self._newest_mtime(blocks)
+            assert newest is not None  # _is_stale just saw every block
+            idle_days = int((now.timestamp() - newest) // 86400)
+            missing = _missing_ranges(blocks, count)
+            why = (
+                f"incomplete block set: {len(blocks)} of {count} blocks "
+                f"(missing {missing}) arrived, none for {idle_days} days"
+            )
+            log.error("%s: blocks of %s expired: %s", self.spool.peer, original, why)
+            failed = self.spool.dir(SpoolState.FAILED)
+            for _, path in sorted(blocks.items()):
+                move_with_reason(path, failed, self.spool.work_dir, why, now=now)
+            return True
