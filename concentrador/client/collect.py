@@ -41,9 +41,10 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from concentrador.client.cycle import PeerCycle, utc_now
 from concentrador.client.errors import (
     AuthenticationRefused,
     FileVanished,
@@ -71,10 +72,6 @@ KV_CHECKSUM_FAILURES = "checksum_failures"
 KV_LAST_CHECKSUM_FAILURE = "last_checksum_failure"
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def clock_offset_seconds(
     peer_wall_time: datetime, sent: datetime, received: datetime, timezone: ZoneInfo
 ) -> float:
@@ -88,7 +85,7 @@ def clock_offset_seconds(
     return (peer_wall_time.replace(tzinfo=timezone) - middle).total_seconds()
 
 
-class Collector:
+class Collector(PeerCycle):
     """Runs one collection cycle of one peer."""
 
     def __init__(
@@ -101,19 +98,15 @@ class Collector:
         retries: int,
         timezone: ZoneInfo,
         clock_warn_seconds: float,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] = utc_now,
         progress: Progress | None = None,
         on_stored: Callable[[str], None] | None = None,
     ) -> None:
-        self.session = session
-        self.peer = peer
-        self.spool = peer_spool
-        self.ledger = ledger
-        self.retries = retries
+        super().__init__(
+            session, peer, peer_spool, ledger, retries=retries, now=now, progress=progress
+        )
         self.timezone = timezone
         self.clock_warn_seconds = clock_warn_seconds
-        self.now = now
-        self.progress = progress or Progress()
         # Test seam: runs after a file is stored durably, before it is
         # confirmed (a test raises here to play "killed between the two").
         self.on_stored = on_stored
@@ -123,10 +116,6 @@ class Collector:
         # confirmed once its commit is done (see the module docstring).
         self._storing: deque[tuple[str, asyncio.Future[None]]] = deque()
         self._background: set[asyncio.Future[object]] = set()
-
-    @property
-    def peer_id(self) -> str:
-        return self.peer.id
 
     async def run(self) -> CollectionSummary:
         try:

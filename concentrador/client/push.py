@@ -29,9 +29,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from concentrador.client.cycle import PeerCycle, utc_now
 from concentrador.client.errors import (
     AuthenticationRefused,
     ClientError,
@@ -64,10 +65,6 @@ log = logging.getLogger(__name__)
 KV_FAILED_COUNT = "push_failed_count"
 REASON_SUFFIX = ".reason"
 _REASON_PREFIX = "push of "
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -129,7 +126,7 @@ class PushSummary:
         return ", ".join(parts)
 
 
-class Pusher:
+class Pusher(PeerCycle):
     """Runs one push cycle of one peer."""
 
     def __init__(
@@ -141,22 +138,14 @@ class Pusher:
         *,
         retries: int,
         retry_delay: float,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] = utc_now,
         progress: Progress | None = None,
     ) -> None:
-        self.session = session
-        self.peer = peer
-        self.spool = peer_spool
-        self.ledger = ledger
-        self.retries = retries
+        super().__init__(
+            session, peer, peer_spool, ledger, retries=retries, now=now, progress=progress
+        )
         self.retry_delay = retry_delay
-        self.now = now
-        self.progress = progress or Progress()
         self.summary = PushSummary(peer.id)
-
-    @property
-    def peer_id(self) -> str:
-        return self.peer.id
 
     async def run(self) -> PushSummary:
         files = await asyncio.to_thread(pending_files, self.spool)

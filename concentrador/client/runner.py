@@ -18,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from concentrador.client.collect import CollectionSummary, Collector
+from concentrador.client.cycle import utc_now
 from concentrador.client.errors import AuthenticationRefused, ClientError
 from concentrador.client.locks import cycle_lock
 from concentrador.client.progress import Progress
@@ -38,10 +39,6 @@ log = logging.getLogger(__name__)
 KV_AUTH_REFUSED = "authentication_refused"
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class NotCallable(ClientError):
     """The peer is not configured for this kind of cycle (no url, not push...)."""
 
@@ -54,7 +51,7 @@ class ClientRunner:
         config: Config,
         ledger: Ledger,
         *,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] = utc_now,
         session_factory: Callable[[Config, PeerConfig], PeerSession] = PeerSession.open,
         collector_options: dict[str, Any] | None = None,
     ) -> None:

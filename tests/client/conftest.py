@@ -66,6 +66,31 @@ def client_config(pki: DevPki, root: Path, url: str, **peer: Any) -> Config:
     return Config(root / "concentrador.toml", node, server, client, (the_peer,))
 
 
+def write_client_toml(pki: DevPki, tmp_path: Path, peer_lines: str) -> Path:
+    """A real config file for node CREC calling one peer, as an operator writes it."""
+    d = pki.directory
+    path = tmp_path / "concentrador.toml"
+    path.write_text(
+        f"""
+[node]
+id = "{CLIENT_ID}"
+spool = "{tmp_path / "spool"}"
+[server]
+insecure_http = true
+[client]
+cert = "{d / f"{CLIENT_ID}-client.pem"}"
+key = "{d / f"{CLIENT_ID}-client.key"}"
+ca = "{d / "ca.pem"}"
+timeout = 5
+retries = 1
+[[peers]]
+id = "{SERVER_ID}"
+{peer_lines}
+"""
+    )
+    return path
+
+
 @dataclass
 class OwnServer:
     """Our real server (node 0086) that publishes files for CREC."""

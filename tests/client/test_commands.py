@@ -8,32 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from concentrador.spool.layout import Spool, SpoolState
-from tests.client.conftest import SERVER_ID, bz2_payload
+from tests.client.conftest import SERVER_ID, bz2_payload, write_client_toml
 
 
 def write_config(pki: Any, tmp_path: Path, url: str, deliver: str = "publish") -> Path:
-    d = pki.directory
-    path = tmp_path / "concentrador.toml"
-    path.write_text(
-        f"""
-[node]
-id = "CREC"
-spool = "{tmp_path / "spool"}"
-[server]
-insecure_http = true
-[client]
-cert = "{d / "CREC-client.pem"}"
-key = "{d / "CREC-client.key"}"
-ca = "{d / "ca.pem"}"
-timeout = 5
-retries = 1
-[[peers]]
-id = "{SERVER_ID}"
-url = "{url}"
-deliver = "{deliver}"
-"""
-    )
-    return path
+    return write_client_toml(pki, tmp_path, f'url = "{url}"\ndeliver = "{deliver}"')
 
 
 async def cli(config: Path, *args: str) -> tuple[int, str, str]:

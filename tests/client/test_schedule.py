@@ -17,7 +17,13 @@ from concentrador.client.schedule import next_collect_time, schedule_peer_jobs, 
 from concentrador.config import load_config
 from concentrador.spool.layout import Spool, SpoolState
 from concentrador.spool.ledger import Ledger
-from tests.client.conftest import MADRID, SERVER_ID, bz2_payload, client_config
+from tests.client.conftest import (
+    MADRID,
+    SERVER_ID,
+    bz2_payload,
+    client_config,
+    write_client_toml,
+)
 from tests.client.test_push import queue
 
 
@@ -29,25 +35,10 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None
 
 
 def test_crontab_from_the_config_file(pki: Any, tmp_path: Path) -> None:
-    d = pki.directory
-    (tmp_path / "c.toml").write_text(
-        f"""
-[node]
-id = "CREC"
-spool = "{tmp_path / "spool"}"
-[server]
-insecure_http = true
-[client]
-cert = "{d / "CREC-client.pem"}"
-key = "{d / "CREC-client.key"}"
-ca = "{d / "ca.pem"}"
-[[peers]]
-id = "0086"
-url = "https://localhost:8443/"
-collect = "10,40 6-8 * * 1-5"
-"""
+    path = write_client_toml(
+        pki, tmp_path, 'url = "https://localhost:8443/"\ncollect = "10,40 6-8 * * 1-5"'
     )
-    config = load_config(tmp_path / "c.toml")
+    config = load_config(path)
     friday = datetime(2024, 3, 1, 7, 41, tzinfo=MADRID)
     assert next_collect_time(config, "0086", friday) == datetime(2024, 3, 1, 8, 10, tzinfo=MADRID)
     evening = datetime(2024, 3, 1, 9, 0, tzinfo=MADRID)  # Friday after 08:40 -> Monday 06:10
