@@ -6,7 +6,6 @@ import java.io.OutputStream;
 import java.io.StringReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.security.MessageDigest;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Vector;
@@ -163,19 +162,9 @@ public final class AxisCpcsccScript {
         print(label, "attachments", String.valueOf(response.countAttachments()));
         Iterator<?> parts = response.getAttachments();
         while (parts.hasNext()) {
-            AttachmentPart part = (AttachmentPart) parts.next();
-            MessageDigest md5 = MessageDigest.getInstance("MD5");
-            long length = 0;
-            try (InputStream in = part.getDataHandler().getInputStream()) {
-                byte[] buffer = new byte[65536];
-                int n;
-                while ((n = in.read(buffer)) > 0) {
-                    md5.update(buffer, 0, n);
-                    length += n;
-                }
-            }
-            print(label, "length", String.valueOf(length));
-            print(label, "md5", CpcsccAxisService.hex(md5.digest()));
+            String[] digest = CpcsccCall.digest((AttachmentPart) parts.next());
+            print(label, "length", digest[0]);
+            print(label, "md5", digest[1]);
         }
     }
 

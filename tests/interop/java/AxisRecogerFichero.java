@@ -1,5 +1,3 @@
-import java.io.InputStream;
-import java.security.MessageDigest;
 import java.util.Iterator;
 
 import javax.xml.namespace.QName;
@@ -36,28 +34,10 @@ public final class AxisRecogerFichero {
         System.out.println("attachments=" + response.countAttachments());
         Iterator<?> parts = response.getAttachments();
         while (parts.hasNext()) {
-            AttachmentPart part = (AttachmentPart) parts.next();
-            MessageDigest md5 = MessageDigest.getInstance("MD5");
-            long length = 0;
-            // Stream it: the point is to prove Axis reads our chunked records, not to buffer them.
-            try (InputStream in = part.getDataHandler().getInputStream()) {
-                byte[] buffer = new byte[65536];
-                int n;
-                while ((n = in.read(buffer)) > 0) {
-                    md5.update(buffer, 0, n);
-                    length += n;
-                }
-            }
-            System.out.println("length=" + length);
-            System.out.println("md5=" + toHex(md5.digest()));
+            String[] digest = CpcsccCall.digest((AttachmentPart) parts.next());
+            System.out.println("length=" + digest[0]);
+            System.out.println("md5=" + digest[1]);
         }
     }
 
-    private static String toHex(byte[] bytes) {
-        StringBuilder hex = new StringBuilder(bytes.length * 2);
-        for (byte b : bytes) {
-            hex.append(String.format("%02x", b & 0xff));
-        }
-        return hex.toString();
-    }
 }

@@ -1,7 +1,13 @@
+import java.io.IOException;
+import java.io.InputStream;
 import java.net.URL;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.Hashtable;
 
 import javax.xml.namespace.QName;
+import javax.xml.soap.AttachmentPart;
+import javax.xml.soap.SOAPException;
 
 import org.apache.axis.MessageContext;
 import org.apache.axis.client.Call;
@@ -57,5 +63,25 @@ final class CpcsccCall {
             throw new IllegalArgumentException("transport must be http10 or chunked: " + transport);
         }
         return call;
+    }
+
+    /**
+     * {length, md5 hex} of an attachment as Axis hands it to the application,
+     * streamed: the point is to prove Axis reads our (chunked) records, not
+     * to buffer them.
+     */
+    static String[] digest(AttachmentPart part)
+            throws IOException, SOAPException, NoSuchAlgorithmException {
+        MessageDigest md5 = MessageDigest.getInstance("MD5");
+        long length = 0;
+        try (InputStream in = part.getDataHandler().getInputStream()) {
+            byte[] buffer = new byte[65536];
+            int n;
+            while ((n = in.read(buffer)) > 0) {
+                md5.update(buffer, 0, n);
+                length += n;
+            }
+        }
+        return new String[] {String.valueOf(length), CpcsccAxisService.hex(md5.digest())};
     }
 }
