@@ -29,15 +29,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from concentrador.protocol.filetypes import TypeClassifier
-from concentrador.spool.compress import (
+from concentrador.spool.layout import PeerSpool, SpoolState
+from concentrador.spool.ledger import Ledger
+from concentrador.spool.outbound.compress import (
     Compressor,
     Lbzip2Compressor,
     ThreadedBzip2Compressor,
     available_cores,
 )
-from concentrador.spool.layout import PeerSpool, SpoolState
-from concentrador.spool.ledger import Ledger
-from concentrador.spool.publisher import Publisher
+from concentrador.spool.outbound.publisher import Publisher
 
 _LETTERS = "ABCDEFGHJKLMNPQRSTVWXYZ"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from concentrador import cli
-from concentrador.cli import Command, main
+from concentrador.cli import program as cli
+from concentrador.cli.program import Command, main
 from concentrador.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 import socket
 
-from concentrador import sdnotify
+from concentrador.daemon import sdnotify
 
 
 def test_notify_sends_datagram_to_notify_socket(tmp_path):

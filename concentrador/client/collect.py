@@ -10,7 +10,7 @@ For one peer, over one :class:`~concentrador.client.session.PeerSession`:
    matches the peer's checksum. A mismatch is fetched again, up to
    ``retries`` times, then confirmed with code 1 and recorded;
 4. blocks go to ``partial/`` and the one reassembly path
-   (:class:`~concentrador.spool.reassembly.Reassembler`) rebuilds the file in
+   (:class:`~concentrador.spool.inbound.reassembly.Reassembler`) rebuilds the file in
    ``inbox/`` once the set is complete;
 5. each original file is confirmed once, with code 0, under its own name.
 
@@ -58,7 +58,7 @@ from concentrador.config.model import PeerConfig
 from concentrador.protocol.blocks import group_listing
 from concentrador.protocol.messages import ConfirmationCode
 from concentrador.protocol.names import InvalidFileName, validate_peer_filename
-from concentrador.spool.inbound import InboundStore, InboundWriter
+from concentrador.spool.inbound.store import InboundStore, InboundWriter
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
 

@@ -1,7 +1,7 @@
 """The push cycle (CPCSCC.md §4.5): send what waits in ``sending/``, block by block.
 
 Every file of a push peer waits in ``sending/`` as published by the
-:class:`~concentrador.spool.publisher.Publisher` (compressed, cut into
+:class:`~concentrador.spool.outbound.publisher.Publisher` (compressed, cut into
 ``NAME.k_n`` blocks when large), with its MD5 in the ledger. For each file
 that is due (no retry scheduled in the future):
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from concentrador.config.dn import DistinguishedName, DNError, DNLike, normalize_dn
 from concentrador.config.loadwindow import LoadWindow
+from concentrador.protocol.filetypes import TypeClassifier, merge_prefixes
 
 __all__ = [
     "ClientConfig",
@@ -160,3 +161,7 @@ class Config:
             if wanted in peer.dn:
                 return peer
         return None
+
+    def type_classifier(self) -> TypeClassifier:
+        """The type classifier: the shipped prefix table plus ``[filetypes]``."""
+        return TypeClassifier(merge_prefixes(self.filetypes.prefixes))

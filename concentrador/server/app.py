@@ -33,9 +33,7 @@ from concentrador.protocol.messages import (
     render_wsdl,
 )
 from concentrador.protocol.soap import SOAP11, Envelope, SoapVersion, build_envelope, parse_envelope
-from concentrador.server.confirmacion import confirm_reception
-from concentrador.server.enviar import ReceiveContext, receive_file
-from concentrador.server.fecha_hora import current_time
+from concentrador.server.body import IncomingDime, read_plain_body
 from concentrador.server.identity import (
     AuthenticationError,
     check_header_id,
@@ -43,9 +41,11 @@ from concentrador.server.identity import (
     peer_from_certificate,
     peer_from_header,
 )
-from concentrador.server.informacion import listing_envelope, published_listing
-from concentrador.server.recoger import FileNotPublished, open_published_file
-from concentrador.server.request_body import IncomingDime, read_plain_body
+from concentrador.server.operations.confirmacion import confirm_reception
+from concentrador.server.operations.enviar import ReceiveContext, receive_file
+from concentrador.server.operations.fecha_hora import current_time
+from concentrador.server.operations.informacion import listing_envelope, published_listing
+from concentrador.server.operations.recoger import FileNotPublished, open_published_file
 from concentrador.server.responses import (
     DIME_CONTENT_TYPE,
     dime_file_response,
@@ -55,9 +55,9 @@ from concentrador.server.responses import (
     stream_dime_file,
 )
 from concentrador.server.state import ServerState
-from concentrador.spool.inbound import InboundStore
+from concentrador.spool.inbound.reassembly import Reassembler
+from concentrador.spool.inbound.store import InboundStore
 from concentrador.spool.layout import PeerSpool
-from concentrador.spool.reassembly import Reassembler
 
 __all__ = ["STATE_KEY", "build_app", "wait_for_background"]
 

@@ -23,7 +23,7 @@ from concentrador.client.collect import CollectionSummary, Collector
 from concentrador.client.session import PeerSession
 from concentrador.config.model import Config
 from concentrador.protocol.messages import ConfirmacionRecepcionFichero, RecogerFichero
-from concentrador.spool.inbound import InboundWriter
+from concentrador.spool.inbound.store import InboundWriter
 from concentrador.spool.layout import PeerSpool, Spool, SpoolState
 from concentrador.spool.ledger import Ledger
 from tests.client.conftest import MADRID, SERVER_ID, bz2_payload, client_config

@@ -13,8 +13,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from concentrador.client.runner import ClientRunner
-from concentrador.client.schedule import next_collect_time, schedule_peer_jobs, trigger_push
 from concentrador.config import load_config
+from concentrador.daemon.schedules import next_collect_time, schedule_peer_jobs, trigger_push
 from concentrador.spool.layout import Spool, SpoolState
 from concentrador.spool.ledger import Ledger
 from tests.client.conftest import (
@@ -136,6 +136,6 @@ def test_no_url_no_jobs(pki: Any, tmp_path: Path, client_ledger: Ledger, collect
     ],
 )
 def test_crontab_day_numbers_start_on_sunday(field: str, expected: str) -> None:
-    from concentrador.client.schedule import crontab_day_of_week
+    from concentrador.daemon.schedules import crontab_day_of_week
 
     assert crontab_day_of_week(field) == expected

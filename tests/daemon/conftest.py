@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from concentrador.config import load_config
-from concentrador.daemon import Daemon, DaemonOptions
+from concentrador.daemon.serve import Daemon, DaemonOptions
 from concentrador.pki.devpki import init_dev_pki
 from tests.daemon.helpers import config_text, write_config
 

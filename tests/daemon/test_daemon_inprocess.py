@@ -14,9 +14,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from concentrador import daemon as daemon_module
 from concentrador.config import load_config
-from concentrador.daemon import Daemon, DaemonOptions, StartupError, run_daemon
+from concentrador.daemon import serve as daemon_module
+from concentrador.daemon.serve import Daemon, DaemonOptions, StartupError, run_daemon
 from concentrador.pki.authority import CertificateAuthority
 from concentrador.spool.layout import Spool, SpoolState
 from concentrador.spool.ledger import Ledger
@@ -123,7 +123,7 @@ async def test_reload_applies_a_new_peer_and_keeps_the_old_config_when_broken(
     assert status == 200 and "fechaHora" in body
 
     write_config(config_path, config_text(pki, tmp_path / "spool", peers=peers) + "\nbogus = 1\n")
-    with caplog.at_level(logging.ERROR, logger="concentrador.daemon"):
+    with caplog.at_level(logging.ERROR, logger="concentrador.daemon.serve"):
         assert await daemon.reload() is False
     problems = [r.getMessage() for r in caplog.records if "reload: config:" in r.getMessage()]
     assert len(problems) == 1 and "bogus" in problems[0]

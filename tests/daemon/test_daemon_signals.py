@@ -174,7 +174,7 @@ def test_port_in_use_is_one_error_line_and_exit_1(
         assert server.wait() == 1
     errors = [line for line in server.log_lines() if line.startswith(("<3>", "<2>"))]
     assert errors == [
-        f"<3>concentrador.daemon: cannot listen on 127.0.0.1:{port}: Address already in use"
+        f"<3>concentrador.daemon.serve: cannot listen on 127.0.0.1:{port}: Address already in use"
     ]
     # ... and READY=1 was never sent.
     notify_socket.sock.settimeout(0.2)

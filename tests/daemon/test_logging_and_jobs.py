@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from concentrador.jobs import CoalescingRunner
-from concentrador.logging_setup import setup_logging, syslog_priority
+from concentrador.daemon.jobs import CoalescingRunner
+from concentrador.daemon.logs import setup_logging, syslog_priority
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from concentrador.cli import main as cli_main
+from concentrador.cli.program import main as cli_main
+from concentrador.cli.status import COUNTED_STATES, collect_status, format_text, run
 from concentrador.config import load_config
 from concentrador.spool.layout import Spool, SpoolState
 from concentrador.spool.ledger import Ledger
-from concentrador.status import COUNTED_STATES, collect_status, format_text, run
 
 # Files per state, distinct counts so a mix-up of columns shows.
 LAYOUT = {

@@ -8,7 +8,7 @@ processes over real mutual TLS on loopback, set up by ``demo/setup.sh``.
    pushed by B's daemon to A block by block and rebuilt in A's inbox.
 
 Collection schedules are crontabs with minute granularity
-(``concentrador.client.schedule``), so the default test triggers B's
+(``concentrador.daemon.schedules``), so the default test triggers B's
 collection with the one-shot ``concentrador collect 0086`` (deterministic,
 seconds) and proves separately that B's daemon scheduled the cron job (the
 next run it recorded for ``status``). Waiting for a real cron firing takes up

@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 
 from concentrador.config import load_config
+from concentrador.daemon.services import SpoolServices
 from concentrador.pki.devpki import init_dev_pki
-from concentrador.runtime import SpoolServices
 from tests.interop.axis import (
     REQUIRE_ENV,
     AxisToolchain,

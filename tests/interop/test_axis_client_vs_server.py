@@ -8,7 +8,7 @@ the issue against Axis's view of the answers *and* against what our server
 holds on disk.
 
 Axis's HTTP/1.0 Content-Length bug (CPCSCC.md §10): our server tolerates
-it (``concentrador.server.axis_length_fix``): the 1.5 MiB HTTP/1.0 push is
+it (``concentrador.server.axis.runner``): the 1.5 MiB HTTP/1.0 push is
 stored byte for byte with code 0, and the server logs one warning naming the
 bug. ``test_axis_content_length_bug_*`` pin that.
 """

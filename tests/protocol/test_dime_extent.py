@@ -18,7 +18,7 @@ from concentrador.protocol.dime import (
     TypeFormat,
     encode_message,
 )
-from concentrador.protocol.dime_extent import DimeExtentTracker
+from concentrador.protocol.dime.extent import DimeExtentTracker
 from concentrador.protocol.errors import ProtocolError
 
 ENVELOPE = b"<soapenv:Envelope/>"

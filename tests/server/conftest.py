@@ -26,7 +26,7 @@ from concentrador.pki import DevPki, init_dev_pki
 from concentrador.protocol.dime import encode_message
 from concentrador.protocol.soap import SOAP11, Envelope, SoapVersion, build_envelope, parse_envelope
 from concentrador.server.app import build_app, wait_for_background
-from concentrador.server.axis_length_fix import DEFAULT_SURPLUS_GRACE, AxisTolerantAppRunner
+from concentrador.server.axis.runner import DEFAULT_SURPLUS_GRACE, AxisTolerantAppRunner
 from concentrador.server.state import ServerState
 from concentrador.server.tls import ReloadableServerTLS, ServerTLSFiles
 from concentrador.spool.layout import Spool, SpoolState

@@ -27,9 +27,9 @@ from concentrador.protocol.messages import (
     PeticionFechaHora,
 )
 from concentrador.protocol.soap import build_envelope, parse_envelope
-from concentrador.server.axis_length_fix import AxisTolerantProtocol
-from concentrador.server.request_body import AXIS_CONTENT_LENGTH_MESSAGE
-from concentrador.server.request_reframer import DECLARED_LENGTH_HEADER
+from concentrador.server.axis.reframer import DECLARED_LENGTH_HEADER
+from concentrador.server.axis.runner import AxisTolerantProtocol
+from concentrador.server.body import AXIS_CONTENT_LENGTH_MESSAGE
 from concentrador.spool.layout import SpoolState
 from tests.server.conftest import Node, client_context
 

@@ -20,9 +20,9 @@ from concentrador.protocol.messages import (
     RecogerFicheroResponse,
 )
 from concentrador.protocol.soap import parse_envelope
-from concentrador.spool.compress import detect_compressor
 from concentrador.spool.layout import SpoolState
-from concentrador.spool.publisher import Publisher
+from concentrador.spool.outbound.compress import detect_compressor
+from concentrador.spool.outbound.publisher import Publisher
 from tests.server.conftest import Node, soap_call
 
 

@@ -24,7 +24,7 @@ from concentrador.protocol.messages import (
 from concentrador.protocol.names import validate_peer_filename
 from concentrador.protocol.soap import build_envelope, parse_envelope
 from concentrador.spool.durable import StorageError
-from concentrador.spool.inbound import InboundStore, InboundWriter
+from concentrador.spool.inbound.store import InboundStore, InboundWriter
 from concentrador.spool.layout import SpoolState
 from tests.server.conftest import Node, client_context, dime_call, dime_request, soap_call
 

@@ -20,7 +20,7 @@ from concentrador.protocol.messages import (
     TipoFichero,
 )
 from concentrador.protocol.soap import SOAP11, SOAP12, build_envelope
-from concentrador.server.informacion import ListedFile, listing_envelope
+from concentrador.server.operations.informacion import ListedFile, listing_envelope
 from concentrador.spool.ledger import PublishedEntry
 from tests.server.conftest import FROZEN_NOW, Node, soap_call
 
@@ -121,7 +121,7 @@ async def test_listing_of_10000_files_is_fast(node: Node) -> None:
         for i in range(10_000)
     ]
     node.ledger.record_published(entries)
-    from concentrador.server.informacion import published_listing
+    from concentrador.server.operations.informacion import published_listing
 
     best = float("inf")
     for _ in range(3):

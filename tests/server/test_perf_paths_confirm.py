@@ -16,8 +16,8 @@ from concentrador.protocol.messages import (
     ConfirmacionRecepcionFicheroResponse,
     ConfirmationResult,
 )
-from concentrador.server import confirmacion
-from concentrador.server.confirmacion import confirm_reception
+from concentrador.server.operations import confirmacion
+from concentrador.server.operations.confirmacion import confirm_reception
 from concentrador.spool.layout import PeerSpool, Spool, SpoolState
 from concentrador.spool.ledger import Ledger, PublishedEntry
 from tests.spool.test_perf_paths_sync import SyscallLog, record_syscalls

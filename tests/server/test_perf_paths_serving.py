@@ -24,7 +24,7 @@ from concentrador.protocol.dime import DimeLimits, DimeMessageWriter, read_messa
 from concentrador.protocol.messages import RecogerFichero, RecogerFicheroResponse
 from concentrador.protocol.soap import SOAP11, build_envelope, parse_envelope
 from concentrador.server import app as app_module
-from concentrador.server.recoger import FileToServe
+from concentrador.server.operations.recoger import FileToServe
 from concentrador.server.responses import stream_dime_file
 from concentrador.spool.layout import SpoolState
 from tests.server.conftest import Node, ServerFactory

@@ -20,7 +20,7 @@ from concentrador.protocol.dime import (
     TypeFormat,
     encode_message,
 )
-from concentrador.server.request_reframer import (
+from concentrador.server.axis.reframer import (
     DECLARED_LENGTH_HEADER,
     TOO_LONG_REASON,
     BodyCut,

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-import concentrador.server.confirmacion as confirmacion
+import concentrador.server.operations.confirmacion as confirmacion
 from concentrador.protocol.messages import ConfirmacionRecepcionFichero
-from concentrador.server.confirmacion import confirm_reception
-from concentrador.spool.expiry import expire_published
+from concentrador.server.operations.confirmacion import confirm_reception
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger, PublishedEntry
 from concentrador.spool.locks import peer_lock
+from concentrador.spool.outbound.expiry import expire_published
 
 NAME = "F1_0086_20240101_20240102.0.bz2"
 PUBLISHED_AT = datetime(2024, 1, 1, tzinfo=UTC)

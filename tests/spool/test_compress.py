@@ -14,14 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from concentrador.spool.bz2stream import (
+from concentrador.protocol.bzip2 import (
     SingleStreamChecker,
     StreamJoiner,
     crc32_bzip2,
     extract_single_block,
     looks_like_bzip2,
 )
-from concentrador.spool.compress import (
+from concentrador.spool.outbound.compress import (
     CompressionError,
     Compressor,
     Lbzip2Compressor,

@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 
 from concentrador.spool import durable
-from concentrador.spool.expiry import expire_published
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger, PublishedEntry
+from concentrador.spool.outbound.expiry import expire_published
 
 NOW = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
 
@@ -75,7 +75,7 @@ def test_crash_between_moves_then_rerun_finishes(
             raise RuntimeError("power cut")
         return real_move(src, dst_dir, name)
 
-    monkeypatch.setattr("concentrador.spool.expiry.durable_move", crashing_move)
+    monkeypatch.setattr("concentrador.spool.outbound.expiry.durable_move", crashing_move)
     with pytest.raises(RuntimeError):
         expire_published(peer, ledger, now=NOW, publish_days=7)
     assert listing(peer, "expired") == names[:1]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from concentrador.protocol.names import InvalidFileName
-from concentrador.spool.inbound import InboundStore, decompressed_name
+from concentrador.spool.inbound.store import InboundStore, decompressed_name
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
 

@@ -15,10 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from concentrador.config.model import Config, NodeConfig, PeerConfig, ServerConfig
-from concentrador.runtime import SpoolServices
+from concentrador.daemon.services import SpoolServices
+from concentrador.spool.inbound.reassembly import Reassembler, _missing_ranges
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
-from concentrador.spool.reassembly import Reassembler, _missing_ranges
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 WINDOW = timedelta(days=30)

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from concentrador.protocol.filetypes import TypeClassifier
-from concentrador.spool.compress import Compressor, detect_compressor
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
-from concentrador.spool.outbox_scan import OutboxFile, SettleTracker
-from concentrador.spool.publisher import Publisher
+from concentrador.spool.outbound.compress import Compressor, detect_compressor
+from concentrador.spool.outbound.publisher import Publisher
+from concentrador.spool.outbound.scan import OutboxFile, SettleTracker
 
 MIB = 1_048_576
 PEER = "PEER1"
@@ -198,7 +198,7 @@ def test_unclassified_stays_with_one_warning(
     drop(spool, "ZZ_0086_20240101.0", b"unknown prefix\n")
     drop(spool, "TOD/F1_0086_20240101_20240102.0", b"TOD is not a type\n")
     publisher = make_publisher(spool, ledger, compressor)
-    with caplog.at_level(logging.WARNING, logger="concentrador.spool.publisher"):
+    with caplog.at_level(logging.WARNING, logger="concentrador.spool.outbound.publisher"):
         assert publisher.publish_pending() == []
         assert publisher.publish_pending() == []  # a second scan does not warn again
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]

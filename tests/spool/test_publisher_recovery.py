@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from concentrador.protocol.filetypes import TypeClassifier
-from concentrador.spool.compress import Compressor, Sink, Source, detect_compressor
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
-from concentrador.spool.publisher import Publisher
+from concentrador.spool.outbound.compress import Compressor, Sink, Source, detect_compressor
+from concentrador.spool.outbound.publisher import Publisher
 
 PEER = "PEER1"
 NAME = "F1_0086_20240101_20240102.0"

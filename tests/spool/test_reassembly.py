@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from concentrador.spool.inbound import InboundStore
+from concentrador.spool.inbound.reassembly import Reassembler
+from concentrador.spool.inbound.store import InboundStore
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
-from concentrador.spool.reassembly import Reassembler
 
 # Random bytes do not compress: ~3.2 MB of bzip2, so each of 3 blocks is over
 # the 1 MiB read size and the concatenation crosses read and block boundaries.

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from concentrador.protocol.names import MAX_NAME_BYTES, is_valid_peer_filename
 from concentrador.spool.durable import move_aside
-from concentrador.spool.inbound import InboundStore
+from concentrador.spool.inbound.store import InboundStore
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
 
@@ -105,7 +105,7 @@ def test_move_aside_stamped_keeps_every_valid_name_movable(name: str, tmp_path_f
 @pytest.fixture
 def small_budget(monkeypatch: pytest.MonkeyPatch) -> int:
     """A 1 MiB floor instead of 256 MiB, so a bomb is caught in milliseconds."""
-    from concentrador.spool import bz2stream
+    from concentrador.protocol import bzip2 as bz2stream
 
     monkeypatch.setattr(bz2stream, "MIN_DECOMPRESSION_BUDGET", 1 << 20)
     return 1 << 20
@@ -118,7 +118,7 @@ def bomb(size: int = 64 << 20) -> bytes:
 def test_block_set_that_is_a_decompression_bomb_fails_instead_of_tying_up_the_peer(
     peer: PeerSpool, ledger: Ledger, small_budget: int
 ) -> None:
-    from concentrador.spool.reassembly import Reassembler
+    from concentrador.spool.inbound.reassembly import Reassembler
 
     data = bomb()
     cut = len(data) // 2
@@ -135,7 +135,7 @@ def test_block_set_that_is_a_decompression_bomb_fails_instead_of_tying_up_the_pe
 def test_honest_block_set_within_the_budget_still_rebuilds(
     peer: PeerSpool, ledger: Ledger, small_budget: int
 ) -> None:
-    from concentrador.spool.reassembly import Reassembler
+    from concentrador.spool.inbound.reassembly import Reassembler
 
     data = bz2.compress(os.urandom(200_000))  # incompressible: ratio ~1
     cut = len(data) // 2

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from concentrador.protocol.blocks import parse_block_name
+from concentrador.spool.inbound.reassembly import Reassembler
 from concentrador.spool.layout import Spool
 from concentrador.spool.ledger import Ledger
-from concentrador.spool.reassembly import Reassembler
 from concentrador.spool.watcher import SpoolWatcher
 
 DEBOUNCE = 0.2

@@ -14,14 +14,14 @@ Apache Axis 1.x's Content-Length bug (CPCSCC.md §10): with chunked DIME
 records and HTTP/1.0, Axis declares a Content-Length 12 bytes short per
 extra record and sends those bytes after the declared body. The daemon's
 listener tolerates it *before* HTTP parsing
-(:mod:`concentrador.server.axis_length_fix`): such a body reaches us
+(:mod:`concentrador.server.axis.runner`): such a body reaches us
 re-framed as ``Transfer-Encoding: chunked``, whole, with the original
 length in ``Concentrador-Declared-Length`` so that a body cut at the
 tolerance limit gets a fault saying so. Where the app is served without that
 adapter (a plain ``AppRunner``, or a proxy that forwards Content-Length
 bodies) the body still ends at Content-Length, the DIME message looks
 truncated by exactly ``12 * (records - 2)`` bytes, and a
-:class:`~concentrador.protocol.dime_extent.DimeExtentTracker` run alongside
+:class:`~concentrador.protocol.dime.extent.DimeExtentTracker` run alongside
 the reader recognises that signature so the fault names the bug and its fix.
 """
 
@@ -43,9 +43,9 @@ from concentrador.protocol.dime import (
     RecordEnd,
     RecordStart,
 )
-from concentrador.protocol.dime_extent import DimeExtentTracker
+from concentrador.protocol.dime.extent import DimeExtentTracker
 from concentrador.protocol.errors import ProtocolError
-from concentrador.server.request_reframer import DECLARED_LENGTH_HEADER
+from concentrador.server.axis.reframer import DECLARED_LENGTH_HEADER
 
 __all__ = [
     "AXIS_CONTENT_LENGTH_MESSAGE",

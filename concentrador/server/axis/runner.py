@@ -2,7 +2,7 @@
 
 :class:`AxisTolerantAppRunner` is an ``aiohttp.web.AppRunner`` whose
 connections hand their raw request bytes through a
-:class:`~concentrador.server.request_reframer.RequestReframer` before
+:class:`~concentrador.server.axis.reframer.RequestReframer` before
 aiohttp's HTTP parser sees them (see that module for the what and why).
 
 How it plugs in, using only aiohttp's stable seams: ``AppRunner._make_server``
@@ -26,7 +26,7 @@ from aiohttp import web
 
 from concentrador.protocol.dime import DimeLimits
 from concentrador.server.app import STATE_KEY
-from concentrador.server.request_reframer import (
+from concentrador.server.axis.reframer import (
     BodyCut,
     ContentLengthTolerated,
     RequestReframer,

@@ -1,6 +1,6 @@
 """``concentrador collect|push|ls|time|retry PEER ...``: the one-shot commands.
 
-Each is ``function(config, args) -> int`` as :mod:`concentrador.cli`
+Each is ``function(config, args) -> int`` as :mod:`concentrador.cli.program`
 dispatches it. They use the same config, spool and ledger as the daemon and
 take the same per-peer cycle locks, so they work with or without a running
 daemon and never run a cycle twice at once. A failure is raised as
@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TextIO, TypeVar
 
-from concentrador.cli import CommandFailed
+from concentrador.cli.program import CommandFailed
 from concentrador.client.collect import clock_offset_seconds
 from concentrador.client.errors import ClientError
 from concentrador.client.progress import progress_for
@@ -92,16 +92,15 @@ def push(config: Config, args: argparse.Namespace, *, out: TextIO | None = None)
 
 def _publish_outbox(config: Config, peer: PeerConfig, ledger: Ledger) -> int:
     """The outbox pipeline (compress, split, move to ``sending/``), without settling."""
-    from concentrador.runtime import build_classifier
-    from concentrador.spool.compress import detect_compressor
-    from concentrador.spool.publisher import Publisher
+    from concentrador.spool.outbound.compress import detect_compressor
+    from concentrador.spool.outbound.publisher import Publisher
 
     peer_spool = Spool(config.node.spool).peer(peer.id).ensure()
     with detect_compressor() as compressor:
         publisher = Publisher(
             peer_spool,
             ledger,
-            classifier=build_classifier(config),
+            classifier=config.type_classifier(),
             block_size=config.node.block_size,
             deliver=peer.deliver,
             compressor=compressor,

@@ -1,6 +1,6 @@
 """Process-wide set-up for ``concentrador serve``, done once before the loop starts.
 
-Neither belongs to the :class:`~concentrador.daemon.Daemon` object (tests run
+Neither belongs to the :class:`~concentrador.daemon.serve.Daemon` object (tests run
 several daemons in one process and must not have their logging or malloc
 replaced): both are about the long-running process itself.
 """
@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from concentrador.logging_setup import setup_logging
+from concentrador.daemon.logs import setup_logging
 
 __all__ = ["MALLOC_ARENAS", "limit_malloc_arenas", "take_over_logging"]
 

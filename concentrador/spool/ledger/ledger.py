@@ -25,8 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from concentrador.spool.ledger_push import PushState, PushStateRecords
-from concentrador.spool.ledger_schema import (
+from concentrador.spool.ledger.push import PushState, PushStateRecords
+from concentrador.spool.ledger.schema import (
     SCHEMA_VERSION,
     LedgerError,
     apply_migrations,

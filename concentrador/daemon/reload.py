@@ -16,7 +16,7 @@ from concentrador.server.tls import ServerTLSFiles
 __all__ = ["keep_restart_only_settings", "tls_files"]
 
 # The daemon's logger: these lines belong with its other reload messages.
-log = logging.getLogger("concentrador.daemon")
+log = logging.getLogger("concentrador.daemon.serve")
 
 
 def tls_files(config: Config) -> ServerTLSFiles:

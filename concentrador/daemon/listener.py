@@ -9,7 +9,7 @@ the requests in flight (counted by a middleware) to finish on their own,
 and only then lets aiohttp close the idle connections and cancel whatever
 is left. A cancelled upload aborts its ``DurableWriter``: no half file.
 
-Connections go through :class:`~concentrador.server.axis_length_fix.AxisTolerantAppRunner`,
+Connections go through :class:`~concentrador.server.axis.runner.AxisTolerantAppRunner`,
 which reads Axis 1.x's DIME uploads whole despite their short Content-Length.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from concentrador.server.axis_length_fix import AxisTolerantAppRunner
+from concentrador.server.axis.runner import AxisTolerantAppRunner
 
 __all__ = ["ListenError", "Listener"]
 

@@ -4,7 +4,7 @@ Used by the enviarFichero handler now and by the collection cycle later, so
 both follow one policy:
 
 * a block name (``NAME.k_n``) is stored in ``partial/`` and, once its set is
-  complete, rebuilt into ``inbox/`` by :mod:`concentrador.spool.reassembly`;
+  complete, rebuilt into ``inbox/`` by :mod:`concentrador.spool.inbound.reassembly`;
 * a whole file is stored in ``inbox/``, or in ``manual/`` when it arrived
   outside the load window (code 6);
 * every stored file is committed durably before the caller answers the peer;
@@ -25,8 +25,8 @@ import logging
 from pathlib import Path
 
 from concentrador.protocol.blocks import BlockName, parse_block_name
+from concentrador.protocol.bzip2 import decompression_budget
 from concentrador.protocol.names import MAX_NAME_BYTES, validate_peer_filename
-from concentrador.spool.bz2stream import decompression_budget
 from concentrador.spool.durable import (
     READ_SIZE,
     DurableWriter,
@@ -87,7 +87,7 @@ class InboundStore:
         if reassemble:
             # Imported here: the reassembler itself commits rebuilt files
             # through an InboundStore, so the modules refer to each other.
-            from concentrador.spool.reassembly import Reassembler
+            from concentrador.spool.inbound.reassembly import Reassembler
 
             self.reassembler = Reassembler(
                 peer_spool, ledger, decompress=decompress, max_decompressed=max_decompressed

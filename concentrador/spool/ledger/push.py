@@ -1,6 +1,6 @@
 """The ledger's push retry bookkeeping (the ``push_state`` table).
 
-A mixin of :class:`~concentrador.spool.ledger.Ledger`, not a second
+A mixin of :class:`~concentrador.spool.ledger.ledger.Ledger`, not a second
 interface: callers keep using the one ``Ledger`` object, and a PostgreSQL
 port re-implements these four methods with the rest.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from concentrador.spool.ledger_schema import from_text, to_text
+from concentrador.spool.ledger.schema import from_text, to_text
 
 __all__ = ["PushState", "PushStateRecords"]
 

@@ -274,7 +274,7 @@ def run(config: Config, args: argparse.Namespace, *, out: TextIO | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m concentrador.status [--config F] [--json]`` (same output as the CLI)."""
+    """``python -m concentrador.cli.status [--config F] [--json]`` (same output as the CLI)."""
     parser = argparse.ArgumentParser(prog="concentrador status")
     parser.add_argument("--config")
     parser.add_argument("--json", action="store_true", help="machine-readable output")

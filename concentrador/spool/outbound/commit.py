@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from concentrador.protocol.blocks import BlockSplitter, block_name
-from concentrador.spool.compress import CompressionError
 from concentrador.spool.durable import (
     DurableWriter,
     durable_move,
@@ -29,6 +28,7 @@ from concentrador.spool.durable import (
 )
 from concentrador.spool.layout import PUBLISH_STAGING_PREFIX, PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger, PublishedEntry
+from concentrador.spool.outbound.compress import CompressionError
 
 __all__ = [
     "MANIFEST_NAME",

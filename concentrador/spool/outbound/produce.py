@@ -13,15 +13,15 @@ from __future__ import annotations
 import bz2
 import logging
 
-from concentrador.spool.bz2stream import SingleStreamChecker
-from concentrador.spool.compress import Compressor
-from concentrador.spool.outbox_scan import OutboxFile
-from concentrador.spool.publish_commit import BlockSink
+from concentrador.protocol.bzip2 import SingleStreamChecker
+from concentrador.spool.outbound.commit import BlockSink
+from concentrador.spool.outbound.compress import Compressor
+from concentrador.spool.outbound.scan import OutboxFile
 
 __all__ = ["produce_publishable"]
 
 # The publisher's logger: these lines belong with its other messages.
-log = logging.getLogger("concentrador.spool.publisher")
+log = logging.getLogger("concentrador.spool.outbound.publisher")
 
 _READ_SIZE = 1 << 20
 

@@ -14,7 +14,7 @@ from concentrador.protocol.blocks import parse_block_name
 from concentrador.protocol.names import InvalidFileName, validate_peer_filename
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
-from concentrador.spool.publish_commit import BlockInfo
+from concentrador.spool.outbound.commit import BlockInfo
 
 __all__ = ["block_names_problem", "published_name_problem"]
 

@@ -47,7 +47,7 @@ import enum
 from dataclasses import dataclass
 
 from concentrador.protocol.dime import HEADER_SIZE, DimeError, DimeLimits
-from concentrador.protocol.dime_extent import DimeExtentTracker
+from concentrador.protocol.dime.extent import DimeExtentTracker
 
 __all__ = [
     "DECLARED_LENGTH_HEADER",

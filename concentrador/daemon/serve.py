@@ -32,19 +32,19 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from concentrador import sdnotify
 from concentrador.config import Config, ConfigError, load_config
-from concentrador.daemon_reload import keep_restart_only_settings, tls_files
-from concentrador.jobs import add_interval_job
-from concentrador.listener import Listener, ListenError
-from concentrador.process_setup import MALLOC_ARENAS, limit_malloc_arenas, take_over_logging
-from concentrador.runtime import SpoolServices
+from concentrador.daemon import sdnotify
+from concentrador.daemon.jobs import add_interval_job
+from concentrador.daemon.listener import Listener, ListenError
+from concentrador.daemon.process import MALLOC_ARENAS, limit_malloc_arenas, take_over_logging
+from concentrador.daemon.reload import keep_restart_only_settings, tls_files
+from concentrador.daemon.services import SpoolServices
 from concentrador.server.tls import ReloadableServerTLS, TLSConfigError
-from concentrador.spool.compress import Compressor
+from concentrador.spool.outbound.compress import Compressor
 
 __all__ = ["MALLOC_ARENAS", "Daemon", "DaemonOptions", "StartupError", "run_daemon", "serve"]
 
-log = logging.getLogger("concentrador.daemon")
+log = logging.getLogger("concentrador.daemon.serve")
 
 
 class StartupError(Exception):
@@ -138,7 +138,7 @@ class Daemon:
     def _start_client(self, loop: asyncio.AbstractEventLoop) -> None:
         """Collection crons and push sweeps for the peers we call."""
         from concentrador.client.runner import ClientRunner
-        from concentrador.client.schedule import schedule_peer_jobs, trigger_push
+        from concentrador.daemon.schedules import schedule_peer_jobs, trigger_push
 
         assert self.services is not None
         self.client = ClientRunner(self.config, self.services.ledger)
@@ -269,7 +269,7 @@ class Daemon:
             await asyncio.to_thread(self._stop_watcher)
             await asyncio.to_thread(self._start_watcher)
         if self.client is not None:
-            from concentrador.client.schedule import schedule_peer_jobs
+            from concentrador.daemon.schedules import schedule_peer_jobs
 
             schedule_peer_jobs(self.scheduler, new, self.client)
         # New peers may already have files waiting.

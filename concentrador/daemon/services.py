@@ -2,7 +2,7 @@
 
 :class:`SpoolServices` owns the objects that act on the spool for every
 configured peer and runs their blocking work off the event loop through
-:class:`~concentrador.jobs.CoalescingRunner` (one publish pass and one
+:class:`~concentrador.daemon.jobs.CoalescingRunner` (one publish pass and one
 reassembly pass per peer at a time, bursts coalesced). Watcher callbacks
 arrive on watchdog's thread and are hopped onto the loop with
 ``call_soon_threadsafe`` before anything else happens.
@@ -24,17 +24,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from concentrador.config.model import Config, PeerConfig
-from concentrador.jobs import CoalescingRunner
+from concentrador.daemon.jobs import CoalescingRunner
 from concentrador.protocol.blocks import parse_block_name
-from concentrador.protocol.filetypes import TypeClassifier, merge_prefixes
-from concentrador.spool.compress import Compressor, describe, detect_compressor
-from concentrador.spool.expiry import expire_published
+from concentrador.spool.inbound.reassembly import Reassembler
 from concentrador.spool.layout import Spool, is_temp_name
 from concentrador.spool.ledger import Ledger
-from concentrador.spool.publisher import Publisher
-from concentrador.spool.reassembly import Reassembler
+from concentrador.spool.outbound.compress import Compressor, describe, detect_compressor
+from concentrador.spool.outbound.expiry import expire_published
+from concentrador.spool.outbound.publisher import Publisher
 
-__all__ = ["SpoolServices", "build_classifier"]
+__all__ = ["SpoolServices"]
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +41,6 @@ log = logging.getLogger(__name__)
 # by itself (the compressor's pool), so more than a few passes at once would
 # only make them compete; the bound keeps a burst over many peers in check.
 SPOOL_WORKERS = 4
-
-
-def build_classifier(config: Config) -> TypeClassifier:
-    """The type classifier: the shipped prefix table plus ``[filetypes]``."""
-    return TypeClassifier(merge_prefixes(config.filetypes.prefixes))
 
 
 @dataclass
@@ -73,7 +67,7 @@ class SpoolServices:
         self.ledger = Ledger(self.spool.ledger_path)
         self.compressor = compressor or detect_compressor()
         log.info("compressor: %s", describe(self.compressor))
-        self.classifier = build_classifier(config)
+        self.classifier = config.type_classifier()
         self.executor = ThreadPoolExecutor(SPOOL_WORKERS, thread_name_prefix="spool")
         # Called from a worker thread after a pass published something (the
         # daemon hops onto the loop to start a push cycle for push peers).
@@ -105,7 +99,7 @@ class SpoolServices:
     def apply_config(self, config: Config) -> None:
         """Use ``config`` from now on (the spool root never changes while running)."""
         self.config = config
-        self.classifier = build_classifier(config)
+        self.classifier = config.type_classifier()
         self._build_peers(config)
 
     @property

@@ -44,13 +44,13 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "serve": Command("concentrador.daemon", "serve", with_args=False),
-    "status": Command("concentrador.status", "run"),
-    "collect": Command("concentrador.client.commands", "collect"),
-    "push": Command("concentrador.client.commands", "push"),
-    "ls": Command("concentrador.client.commands", "ls"),
-    "time": Command("concentrador.client.commands", "time"),
-    "retry": Command("concentrador.client.commands", "retry"),
+    "serve": Command("concentrador.daemon.serve", "serve", with_args=False),
+    "status": Command("concentrador.cli.status", "run"),
+    "collect": Command("concentrador.cli.client", "collect"),
+    "push": Command("concentrador.cli.client", "push"),
+    "ls": Command("concentrador.cli.client", "ls"),
+    "time": Command("concentrador.cli.client", "time"),
+    "retry": Command("concentrador.cli.client", "retry"),
 }
 """The lazily imported commands (see :class:`Command` for the signatures)."""
 

@@ -1,6 +1,6 @@
 """The ledger's storage format: its tables, their migrations, its timestamps.
 
-Kept apart from :class:`~concentrador.spool.ledger.Ledger` so that the one
+Kept apart from :class:`~concentrador.spool.ledger.ledger.Ledger` so that the one
 place to read (and to port to PostgreSQL) is this list of plain SQL
 statements. Timestamps are stored as fixed-width UTC ISO-8601 text, so that
 string order is time order in any database.

@@ -33,7 +33,7 @@ from concentrador.client.errors import ClientError, CycleBusy
 from concentrador.client.push import PushSummary
 from concentrador.client.runner import ClientRunner
 from concentrador.config.model import Config
-from concentrador.jobs import add_interval_job
+from concentrador.daemon.jobs import add_interval_job
 
 __all__ = [
     "COLLECT_PREFIX",

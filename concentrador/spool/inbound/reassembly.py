@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from concentrador.protocol.blocks import block_name, parse_block_name, reassembly_plan
-from concentrador.spool.bz2stream import SingleStreamChecker, decompression_budget
+from concentrador.protocol.bzip2 import SingleStreamChecker, decompression_budget
 from concentrador.spool.durable import (
     READ_SIZE,
     DurableWriter,
@@ -43,7 +43,7 @@ from concentrador.spool.durable import (
     move_aside,
     move_with_reason,
 )
-from concentrador.spool.inbound import DEFAULT_MAX_DECOMPRESSED, InboundStore
+from concentrador.spool.inbound.store import DEFAULT_MAX_DECOMPRESSED, InboundStore
 from concentrador.spool.layout import PeerSpool, SpoolState, is_temp_name
 from concentrador.spool.ledger import Ledger
 from concentrador.spool.locks import peer_lock

@@ -35,20 +35,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from concentrador.protocol.blocks import DEFAULT_BLOCK_SIZE, check_block_size
+from concentrador.protocol.bzip2 import looks_like_bzip2
 from concentrador.protocol.filetypes import TypeClassifier
-from concentrador.spool.bz2stream import looks_like_bzip2
-from concentrador.spool.compress import Compressor, available_cores
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
 from concentrador.spool.locks import peer_lock
-from concentrador.spool.outbox_scan import (
-    OutboxFile,
-    SettleTracker,
-    classify_outbox_file,
-    outbox_file,
-    scan_outbox,
-)
-from concentrador.spool.publish_commit import (
+from concentrador.spool.outbound.commit import (
     STAGING_PREFIX,
     BlockInfo,
     BlockSink,
@@ -56,8 +48,16 @@ from concentrador.spool.publish_commit import (
     Manifest,
     file_signature,
 )
-from concentrador.spool.publish_names import block_names_problem, published_name_problem
-from concentrador.spool.publish_produce import produce_publishable
+from concentrador.spool.outbound.compress import Compressor, available_cores
+from concentrador.spool.outbound.names import block_names_problem, published_name_problem
+from concentrador.spool.outbound.produce import produce_publishable
+from concentrador.spool.outbound.scan import (
+    OutboxFile,
+    SettleTracker,
+    classify_outbox_file,
+    outbox_file,
+    scan_outbox,
+)
 
 __all__ = ["BlockInfo", "PublishResult", "Publisher", "RecoveryReport"]
 

@@ -8,7 +8,7 @@ Two interchangeable back-ends behind :class:`Compressor`:
   chunks are compressed by ``bz2`` in a thread pool (``bz2`` releases the GIL,
   so threads really run in parallel; processes would only add pickling of
   every chunk) and their blocks are spliced into a single stream by
-  :mod:`concentrador.spool.bz2stream`.
+  :mod:`concentrador.protocol.bzip2`.
 
 Both are synchronous and thread-safe: the daemon calls them through
 ``asyncio.to_thread`` / ``run_in_executor`` so the event loop never blocks,
@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
-from concentrador.spool.bz2stream import (
+from concentrador.protocol.bzip2 import (
     Bzip2Block,
     Bzip2FormatError,
     StreamJoiner,

@@ -43,8 +43,8 @@ from concentrador.protocol.names import is_valid_peer_filename
 
 if TYPE_CHECKING:
     from concentrador.config.model import PeerConfig
-    from concentrador.server.request_body import IncomingDime
-    from concentrador.spool.inbound import InboundStore, InboundWriter
+    from concentrador.server.body import IncomingDime
+    from concentrador.spool.inbound.store import InboundStore, InboundWriter
 
 __all__ = ["BATCH_BYTES", "ReceiveContext", "ReceiveOutcome", "receive_file"]
 
