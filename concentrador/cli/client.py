@@ -24,7 +24,8 @@ from concentrador.client.push import RetryRefused, requeue_failed
 from concentrador.client.runner import ClientRunner
 from concentrador.client.session import PeerSession
 from concentrador.config.model import Config, PeerConfig
-from concentrador.protocol.messages import format_wire_datetime
+from concentrador.protocol import format_wire_datetime
+from concentrador.spool.inbound.rebuilds import LocalRebuilds
 from concentrador.spool.layout import Spool
 from concentrador.spool.ledger import Ledger
 
@@ -62,7 +63,10 @@ def collect(config: Config, args: argparse.Namespace, *, out: TextIO | None = No
     peer = _peer(config, args)
     out = out or sys.stdout
     with _ledger(config) as ledger:
-        runner = ClientRunner(config, ledger)
+        # No daemon scheduling rebuilds here: the collected sets are rebuilt
+        # in this process (under the same peer lock, so a daemon never races it).
+        rebuild = LocalRebuilds(Spool(config.node.spool), ledger, config.peer_by_id)
+        runner = ClientRunner(config, ledger, rebuild=rebuild)
         progress = progress_for()
         try:
             summary = _run(lambda: runner.collect(peer.id, progress=progress))

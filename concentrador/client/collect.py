@@ -9,9 +9,13 @@ For one peer, over one :class:`~concentrador.client.session.PeerSession`:
    committed (fsync + rename, through :class:`InboundStore`) only when the MD5
    matches the peer's checksum. A mismatch is fetched again, up to
    ``retries`` times, then confirmed with code 1 and recorded;
-4. blocks go to ``partial/`` and the one reassembly path
-   (:class:`~concentrador.spool.inbound.reassembly.Reassembler`) rebuilds the file in
-   ``inbox/`` once the set is complete;
+4. blocks go to ``partial/``; once a set's blocks are all there the collector
+   asks for its rebuild and awaits it (an injected
+   :data:`~concentrador.spool.inbound.rebuilds.RebuildSet`: the daemon's spool
+   services, or a :class:`~concentrador.spool.inbound.rebuilds.LocalRebuilds`
+   in a process without the daemon), then reads the outcome from the ledger
+   and the folders: rebuilt, still waiting, or gone to ``failed/`` (confirmed
+   with code 2);
 5. each original file is confirmed once, with code 0, under its own name.
 
 Pipelining (one connection, requests strictly one after the other): a whole
@@ -55,11 +59,15 @@ from concentrador.client.progress import Progress
 from concentrador.client.session import PeerSession
 from concentrador.client.summary import CollectionSummary
 from concentrador.config.model import PeerConfig
-from concentrador.protocol.blocks import group_listing
-from concentrador.protocol.messages import ConfirmationCode
-from concentrador.protocol.names import InvalidFileName, validate_peer_filename
+from concentrador.protocol import (
+    ConfirmationCode,
+    InvalidFileName,
+    group_listing,
+    validate_peer_filename,
+)
+from concentrador.spool.inbound.rebuilds import LocalRebuilds, RebuildSet
 from concentrador.spool.inbound.store import InboundStore, InboundWriter
-from concentrador.spool.layout import PeerSpool, SpoolState
+from concentrador.spool.layout import PeerSpool, Spool, SpoolState
 from concentrador.spool.ledger import Ledger
 
 __all__ = ["CollectionSummary", "Collector", "clock_offset_seconds"]
@@ -101,6 +109,7 @@ class Collector(PeerCycle):
         now: Callable[[], datetime] = utc_now,
         progress: Progress | None = None,
         on_stored: Callable[[str], None] | None = None,
+        rebuild: RebuildSet | None = None,
     ) -> None:
         super().__init__(
             session, peer, peer_spool, ledger, retries=retries, now=now, progress=progress
@@ -111,6 +120,10 @@ class Collector(PeerCycle):
         # confirmed (a test raises here to play "killed between the two").
         self.on_stored = on_stored
         self.store = InboundStore(peer_spool, ledger, decompress=peer.decompress)
+        # Who rebuilds a fetched block set; by default right here, in a worker thread.
+        self.rebuild: RebuildSet = rebuild or LocalRebuilds(
+            Spool(peer_spool.root), ledger, {peer.id: peer}.get
+        )
         self.summary = CollectionSummary(peer.id)
         # Whole files being committed in a worker thread, oldest first, each
         # confirmed once its commit is done (see the module docstring).
@@ -268,9 +281,9 @@ class Collector(PeerCycle):
             if result != "stored":
                 return  # vanished or failed: the rest of the set waits
         if not await self._already_stored(original):
-            # The commit of the last block normally rebuilt it; this covers a
-            # deferred rebuild and a set that was complete before this cycle.
-            await asyncio.to_thread(self.store.reassembler.try_complete, original)  # type: ignore[union-attr]
+            # Also rebuilds a set that was complete before this cycle (its
+            # rebuild failed or was cut short): the blocks were all there.
+            await self.rebuild(self.peer_id, original)
         if await self._already_stored(original):
             await self._stored(original)
             return

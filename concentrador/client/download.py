@@ -16,20 +16,22 @@ from typing import Protocol
 import aiohttp
 
 from concentrador.client.errors import FileVanished, PeerConnectionError, PeerProtocolError
-from concentrador.protocol.dime import (
+from concentrador.protocol import (
     NEED_DATA,
     DimeError,
     DimeLimits,
     DimeReader,
     DimeTruncatedError,
+    Envelope,
+    Fault,
+    FaultCode,
+    Fichero,
     MessageEnd,
+    ProtocolError,
+    RecogerFicheroResponse,
     RecordData,
     RecordEnd,
 )
-from concentrador.protocol.errors import ProtocolError
-from concentrador.protocol.faults import Fault, FaultCode
-from concentrador.protocol.messages import Fichero, RecogerFicheroResponse
-from concentrador.protocol.soap import Envelope
 
 __all__ = ["DOWNLOAD_FLUSH", "DownloadSink", "read_dime_download", "vanished"]
 
@@ -62,8 +64,13 @@ async def read_dime_download(
     on_bytes: Callable[[int], None] | None,
     limits: DimeLimits,
     parse: ParseAnswer,
+    on_received: Callable[[int], None] | None = None,
 ) -> tuple[Fichero, int]:
-    """Stream the DIME answer for ``name`` into ``sink``; the ``Fichero`` and byte count."""
+    """Stream the DIME answer for ``name`` into ``sink``; the ``Fichero`` and byte count.
+
+    ``on_received`` hears every network read's size (the call's deadline
+    moves with it); ``on_bytes`` hears the attachment bytes as they are written.
+    """
     loop = asyncio.get_running_loop()
     reader = DimeReader(limits)
     envelope = bytearray()
@@ -86,6 +93,8 @@ async def read_dime_download(
         ended = False
         while not ended:
             chunk = await response.content.readany()
+            if on_received is not None:
+                on_received(len(chunk))
             reader.receive_data(chunk)  # b"" means end of input
             while (event := reader.next_event()) is not NEED_DATA:
                 if isinstance(event, RecordData):

@@ -13,7 +13,7 @@ cycles decide what to do from the class alone:
 
 from __future__ import annotations
 
-from concentrador.protocol.faults import Fault, FaultCode
+from concentrador.protocol import Fault, FaultCode
 
 __all__ = [
     "AuthenticationRefused",

@@ -44,7 +44,7 @@ from concentrador.client.progress import Progress
 from concentrador.client.retry_policy import Action, Outcome, decide
 from concentrador.client.session import PeerSession
 from concentrador.config.model import PeerConfig
-from concentrador.protocol.blocks import parse_block_name
+from concentrador.protocol import parse_block_name
 from concentrador.spool.durable import durable_move, file_md5, move_aside, move_with_reason
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger

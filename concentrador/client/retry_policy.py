@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from concentrador.protocol.faults import Fault
-from concentrador.protocol.messages import PushResult
+from concentrador.protocol import Fault, PushResult
 
 __all__ = ["Action", "Decision", "Outcome", "decide"]
 

@@ -29,6 +29,7 @@ from concentrador.client.progress import Progress
 from concentrador.client.push import Pusher, PushSummary
 from concentrador.client.session import PeerSession
 from concentrador.config.model import Config, PeerConfig
+from concentrador.spool.inbound.rebuilds import RebuildSet
 from concentrador.spool.layout import PeerSpool, Spool
 from concentrador.spool.ledger import Ledger
 
@@ -54,12 +55,15 @@ class ClientRunner:
         now: Callable[[], datetime] = utc_now,
         session_factory: Callable[[Config, PeerConfig], PeerSession] = PeerSession.open,
         collector_options: dict[str, Any] | None = None,
+        rebuild: RebuildSet | None = None,
     ) -> None:
         self.config = config
         self.ledger = ledger
         self.now = now
         self.session_factory = session_factory
         self.collector_options = collector_options or {}
+        # Who rebuilds a collected block set (see Collector); None: the collector's own.
+        self.rebuild = rebuild
         self.blocked: dict[str, str] = {}
         """Peers whose scheduled cycles are stopped (Client.Autenticacion) → why."""
 
@@ -103,6 +107,7 @@ class ClientRunner:
                 clock_warn_seconds=self.config.node.clock_warn_seconds,
                 now=self.now,
                 progress=progress,
+                rebuild=self.rebuild,
                 **self.collector_options,
             )
 

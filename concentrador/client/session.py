@@ -41,6 +41,7 @@ import aiohttp
 
 from concentrador import __version__
 from concentrador.client.cookies import CookieStore
+from concentrador.client.deadline import CallDeadline, call_deadline
 from concentrador.client.download import DownloadSink, read_dime_download, vanished
 from concentrador.client.errors import (
     ClientError,
@@ -49,11 +50,14 @@ from concentrador.client.errors import (
     fault_error,
 )
 from concentrador.config.model import ClientConfig, Config, PeerConfig
-from concentrador.protocol.dime import DimeLimits, DimeMessageWriter
-from concentrador.protocol.errors import ProtocolError
-from concentrador.protocol.messages import (
+from concentrador.protocol import (
+    DIME_CONTENT_TYPE,
+    SOAP11,
     ConfirmacionRecepcionFichero,
     ConfirmacionRecepcionFicheroResponse,
+    DimeLimits,
+    DimeMessageWriter,
+    Envelope,
     EnviarFichero,
     EnviarFicheroResponse,
     Fichero,
@@ -61,17 +65,18 @@ from concentrador.protocol.messages import (
     InformacionDisponibleResponse,
     PeticionFechaHora,
     PeticionFechaHoraResponse,
+    ProtocolError,
     RecogerFichero,
     RecogerFicheroResponse,
     WireMessage,
+    build_envelope,
+    parse_envelope,
 )
-from concentrador.protocol.soap import SOAP11, Envelope, build_envelope, parse_envelope
 
 __all__ = ["DownloadSink", "PeerSession", "client_ssl_context"]
 
 log = logging.getLogger(__name__)
 
-DIME_CONTENT_TYPE = "application/dime"
 MAX_ANSWER = 16 * 1024 * 1024
 """A listing costs ~75 bytes per published file (10,000 files: ~600 KB), so
 16 MiB admits some 200,000 files while still bounding memory."""
@@ -110,6 +115,7 @@ class PeerSession:
         *,
         ssl_context: ssl.SSLContext | None,
         timeout: float,
+        min_transfer_rate: int = 32_768,
         dime_limits: DimeLimits | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
@@ -120,11 +126,14 @@ class PeerSession:
         self.url = peer.url
         self.dime_limits = dime_limits or DimeLimits()
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else False
-        # No total timeout: a 1 GB collection legitimately takes minutes. What
-        # must not take long is connecting and each wait for bytes.
+        # No fixed total: an 8 MB block over a slow link legitimately takes
+        # minutes. Each call has its own deadline instead (call_deadline):
+        # ``timeout`` plus 1 s per ``min_transfer_rate`` bytes moved.
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
         )
+        self._call_timeout = timeout
+        self._min_rate = min_transfer_rate
         self._http: aiohttp.ClientSession | None = None
         self._cookies = CookieStore()
         self.calls = 0
@@ -137,7 +146,14 @@ class PeerSession:
             raise ValueError("calling a peer needs a [client] section")
         is_https = (peer.url or "").lower().startswith("https:")
         context = client_ssl_context(client) if is_https else None
-        return cls(config.node.id, peer, ssl_context=context, timeout=client.timeout, **kwargs)  # type: ignore[arg-type]
+        return cls(
+            config.node.id,
+            peer,
+            ssl_context=context,
+            timeout=client.timeout,
+            min_transfer_rate=client.min_transfer_rate,
+            **kwargs,  # type: ignore[arg-type]
+        )
 
     async def __aenter__(self) -> PeerSession:
         connector = aiohttp.TCPConnector(limit=1, ssl=self._ssl)
@@ -192,9 +208,12 @@ class PeerSession:
         operation = "recogerFichero"
         body = self._envelope(RecogerFichero(name))
         with _wire_errors(self.peer.id, operation):
-            async with self._post(operation, body, SOAP11.content_type) as response:
+            async with (
+                self._deadline(operation) as deadline,
+                self._post(operation, body, SOAP11.content_type) as response,
+            ):
                 if _media_type(response) != DIME_CONTENT_TYPE:
-                    envelope = await self._read_answer(operation, response)
+                    envelope = await self._read_answer(operation, response, deadline)
                     fichero = RecogerFicheroResponse.from_xml(envelope.body_elements).fichero
                     if fichero is None:
                         raise vanished(self.peer.id, name, "answered an empty Fichero")
@@ -208,6 +227,7 @@ class PeerSession:
                     name=name,
                     sink=sink,
                     on_bytes=on_bytes,
+                    on_received=deadline.advance,
                     limits=self.dime_limits,
                     parse=self._parse,
                 )
@@ -245,10 +265,12 @@ class PeerSession:
                 yield writer.end()
 
             with _wire_errors(self.peer.id, operation):
-                async with self._post(
-                    operation, body(), DIME_CONTENT_TYPE, content_length=writer.total_length
-                ) as response:
-                    answer = await self._read_answer(operation, response)
+                async with self._deadline(operation) as deadline:
+                    deadline.advance(writer.total_length)  # the upload's time, up front
+                    async with self._post(
+                        operation, body(), DIME_CONTENT_TYPE, content_length=writer.total_length
+                    ) as response:
+                        answer = await self._read_answer(operation, response, deadline)
             return EnviarFicheroResponse.from_xml(answer.body_elements).codigo
         except ProtocolError as exc:
             raise PeerProtocolError(self.peer.id, f"{operation} {name}: {exc}") from None
@@ -262,8 +284,14 @@ class PeerSession:
     async def _call(self, operation: str, message: WireMessage) -> Envelope:
         body = self._envelope(message)
         with _wire_errors(self.peer.id, operation):
-            async with self._post(operation, body, SOAP11.content_type) as response:
-                return await self._read_answer(operation, response)
+            async with (
+                self._deadline(operation) as deadline,
+                self._post(operation, body, SOAP11.content_type) as response,
+            ):
+                return await self._read_answer(operation, response, deadline)
+
+    def _deadline(self, operation: str) -> contextlib.AbstractAsyncContextManager[CallDeadline]:
+        return call_deadline(self.peer.id, operation, self._call_timeout, self._min_rate)
 
     def _post(
         self,
@@ -292,11 +320,14 @@ class PeerSession:
         self._cookies.absorb(response.headers.getall("Set-Cookie", []))
         self._cookies.absorb(response.headers.getall("Set-Cookie2", []))
 
-    async def _read_answer(self, operation: str, response: aiohttp.ClientResponse) -> Envelope:
-        """Read a plain SOAP answer (bounded) and raise its fault, if any."""
+    async def _read_answer(
+        self, operation: str, response: aiohttp.ClientResponse, deadline: CallDeadline
+    ) -> Envelope:
+        """Read a plain SOAP answer (bounded in size and time); raise its fault, if any."""
         self._absorb_cookies(response)
         body = bytearray()
         while chunk := await response.content.read(64 * 1024):
+            deadline.advance(len(chunk))
             body += chunk
             if len(body) > MAX_ANSWER:
                 raise PeerProtocolError(

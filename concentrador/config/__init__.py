@@ -25,6 +25,7 @@ from concentrador.config.loader import (
 from concentrador.config.model import (
     ClientConfig,
     Config,
+    ConnectionLimits,
     FileTypesConfig,
     LoadWindow,
     NodeConfig,
@@ -38,6 +39,7 @@ __all__ = [
     "ClientConfig",
     "Config",
     "ConfigError",
+    "ConnectionLimits",
     "DNError",
     "DistinguishedName",
     "FileTypesConfig",

@@ -9,6 +9,7 @@ is ``docs/configuration.md``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -25,21 +26,23 @@ from concentrador.config.model import (
     MIN_BLOCK_SIZE,
     ClientConfig,
     Config,
+    ConnectionLimits,
     FileTypesConfig,
     NodeConfig,
     ServerConfig,
 )
 from concentrador.config.peers import read_peers
 from concentrador.config.typeids import REAL_TYPE_IDS
-from concentrador.protocol.filetypes import FileTypeError, TypeClassifier
+from concentrador.protocol import FileTypeError, TypeClassifier
 
 CONFIG_ENV = "CONCENTRADOR_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config/concentrador.toml")
 
 _TOP_KEYS = ("node", "server", "client", "peers", "filetypes")
 _NODE_KEYS = ("id", "spool", "timezone", "publish_days", "block_size", "clock_warn_seconds")
-_SERVER_KEYS = ("listen", "cert", "key", "client_ca", "crl", "insecure_http")
-_CLIENT_KEYS = ("cert", "key", "ca", "timeout", "retries", "retry_delay")
+_LIMIT_KEYS = tuple(f.name for f in dataclasses.fields(ConnectionLimits))
+_SERVER_KEYS = ("listen", "cert", "key", "client_ca", "crl", "insecure_http", *_LIMIT_KEYS)
+_CLIENT_KEYS = ("cert", "key", "ca", "timeout", "retries", "retry_delay", "min_transfer_rate")
 _LISTEN = re.compile(
     r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_.-]+)):(?P<port>[0-9]{1,5})$"
 )
@@ -149,11 +152,29 @@ def _server(checker: Checker, raw: object) -> ServerConfig | None:
     key = checker.path(table, "key", "server", default)
     client_ca = checker.path(table, "client_ca", "server", default)
     crl = checker.path(table, "crl", "server", None)
-    if host_port is None or insecure is None:
+    limits = _limits(checker, table)
+    if host_port is None or insecure is None or limits is None:
         return None
     if not insecure and None in (cert, key, client_ca):
         return None
-    return ServerConfig(host_port[0], host_port[1], cert, key, client_ca, crl, insecure)
+    return ServerConfig(host_port[0], host_port[1], cert, key, client_ca, crl, insecure, limits)
+
+
+def _limits(checker: Checker, table: dict[str, Any]) -> ConnectionLimits | None:
+    """The deadlines and connection caps of ``[server]``; defaults from the model."""
+    values: dict[str, float | int | None] = {}
+    for spec in dataclasses.fields(ConnectionLimits):
+        if spec.type in (int, "int"):
+            values[spec.name] = checker.integer(
+                table, spec.name, "server", spec.default, minimum=1, maximum=1_000_000_000
+            )
+        else:
+            values[spec.name] = checker.number(
+                table, spec.name, "server", spec.default, minimum=0.1, maximum=86_400
+            )
+    if any(value is None for value in values.values()):
+        return None
+    return ConnectionLimits(**values)  # type: ignore[arg-type]
 
 
 def _client(checker: Checker, raw: object) -> ClientConfig | None:
@@ -166,7 +187,8 @@ def _client(checker: Checker, raw: object) -> ClientConfig | None:
     timeout = checker.number(table, "timeout", "client", 60, minimum=1, maximum=3600)
     retries = checker.integer(table, "retries", "client", 5, minimum=0, maximum=1000)
     retry_delay = checker.number(table, "retry_delay", "client", 600, minimum=0)
-    values = (cert, key, ca, timeout, retries, retry_delay)
+    min_rate = checker.integer(table, "min_transfer_rate", "client", 32_768, minimum=1)
+    values = (cert, key, ca, timeout, retries, retry_delay, min_rate)
     if any(value is None for value in values):
         return None
     return ClientConfig(*values)  # type: ignore[arg-type]

@@ -17,11 +17,12 @@ from zoneinfo import ZoneInfo
 
 from concentrador.config.dn import DistinguishedName, DNError, DNLike, normalize_dn
 from concentrador.config.loadwindow import LoadWindow
-from concentrador.protocol.filetypes import TypeClassifier, merge_prefixes
+from concentrador.protocol import TypeClassifier, merge_prefixes
 
 __all__ = [
     "ClientConfig",
     "Config",
+    "ConnectionLimits",
     "DeliveryMode",
     "FileTypesConfig",
     "LoadWindow",
@@ -52,6 +53,28 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
+class ConnectionLimits:
+    """``[server]`` deadlines and caps that keep hostile connections cheap.
+
+    ``docs/deploy.md`` ("Deadlines and limits") says why each default is what it is.
+    """
+
+    handshake_timeout: float = 30.0
+    """Seconds for the TLS handshake, from accept."""
+    header_timeout: float = 10.0
+    """Seconds for a whole request line and headers: from the connection's
+    start for its first request, from the first byte for the next ones."""
+    keepalive_timeout: float = 30.0
+    """Seconds a connection may wait with no request in progress."""
+    body_interval: float = 30.0
+    body_min_bytes: int = 16_384
+    """A request body must bring ``body_min_bytes`` every ``body_interval``
+    seconds, and a response must be read as fast, or the connection is closed."""
+    max_connections: int = 256
+    max_connections_per_address: int = 32
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """``[server]``: the HTTPS endpoint peers call."""
 
@@ -64,6 +87,7 @@ class ServerConfig:
     crl: Path | None = None
     insecure_http: bool = False
     """Plain HTTP, peers identified by the SOAP header only (development)."""
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     @property
     def listen(self) -> str:
@@ -82,6 +106,9 @@ class ClientConfig:
     timeout: float = 60
     retries: int = 5
     retry_delay: float = 600
+    min_transfer_rate: int = 32_768
+    """Bytes per second: a call may take ``timeout`` plus one second per this
+    many bytes sent or received, and no longer (a dripping peer is cut off)."""
 
 
 @dataclass(frozen=True)

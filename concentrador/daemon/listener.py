@@ -10,7 +10,10 @@ and only then lets aiohttp close the idle connections and cancel whatever
 is left. A cancelled upload aborts its ``DurableWriter``: no half file.
 
 Connections go through :class:`~concentrador.server.axis.runner.AxisTolerantAppRunner`,
-which reads Axis 1.x's DIME uploads whole despite their short Content-Length.
+which reads Axis 1.x's DIME uploads whole despite their short Content-Length,
+and through a :class:`~concentrador.server.connections.ConnectionGuard`, which
+enforces the ``[server]`` deadlines and connection caps. When a burst of
+connections has drained, freed heap memory is handed back to the OS.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from concentrador.config.model import ConnectionLimits
+from concentrador.daemon.process import release_free_memory
 from concentrador.server.axis.runner import AxisTolerantAppRunner
+from concentrador.server.connections import ConnectionGuard, GuardedSite
 
 __all__ = ["ListenError", "Listener"]
 
@@ -44,15 +50,28 @@ class ListenError(Exception):
 class Listener:
     """Serves ``app`` on ``host:port`` until :meth:`stop`."""
 
-    def __init__(self, app: web.Application, *, shutdown_timeout: float) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        shutdown_timeout: float,
+        limits: ConnectionLimits | None = None,
+    ) -> None:
         self.shutdown_timeout = shutdown_timeout
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        limits = limits or ConnectionLimits()
+        self.guard = ConnectionGuard(limits, on_drained=self._release_memory)
         app.middlewares.append(self._track)
+        app.middlewares.append(self.guard.middleware)
         self._runner = AxisTolerantAppRunner(
-            app, shutdown_timeout=_FINAL_GRACE, handle_signals=False
+            app,
+            shutdown_timeout=_FINAL_GRACE,
+            handle_signals=False,
+            keepalive_timeout=limits.keepalive_timeout,
         )
+        self._trimming: asyncio.Future[bool] | None = None
         self._addresses: list[tuple[str, int]] = []
 
     @property
@@ -77,7 +96,7 @@ class Listener:
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
+        site = GuardedSite(self._runner, host, port, guard=self.guard, ssl_context=ssl_context)
         try:
             await site.start()
         except OSError as exc:
@@ -87,6 +106,12 @@ class Listener:
             listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             raise ListenError(f"cannot listen on {listen}: {reason}") from None
         self._addresses = [(str(a[0]), int(a[1])) for a in self._runner.addresses]
+
+    def _release_memory(self) -> None:
+        """After a burst: the connections' TLS buffers (256 KiB each) were freed
+        to malloc; hand the pages back (off the loop: trimming walks the heap)."""
+        if self._trimming is None or self._trimming.done():
+            self._trimming = asyncio.get_running_loop().run_in_executor(None, release_free_memory)
 
     async def stop(self) -> None:
         """Stop accepting, let requests in flight finish (bounded), close."""

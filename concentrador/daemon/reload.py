@@ -46,6 +46,11 @@ def keep_restart_only_settings(old: Config, new: Config) -> Config:
             insecure_http=old.server.insecure_http,
         )
         new = dataclasses.replace(new, server=server)
+    if new.server.limits != old.server.limits:
+        # The listener and its connection guard are built once, at start.
+        kept.append("server deadlines and connection caps stay as they were")
+        server = dataclasses.replace(new.server, limits=old.server.limits)
+        new = dataclasses.replace(new, server=server)
     for line in kept:
         log.warning("reload: %s until a restart", line)
     return new

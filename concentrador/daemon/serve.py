@@ -141,7 +141,8 @@ class Daemon:
         from concentrador.daemon.schedules import schedule_peer_jobs, trigger_push
 
         assert self.services is not None
-        self.client = ClientRunner(self.config, self.services.ledger)
+        # The collector awaits its block sets' rebuilds from the one scheduler.
+        self.client = ClientRunner(self.config, self.services.ledger, rebuild=self.services.rebuild)
         schedule_peer_jobs(self.scheduler, self.config, self.client)
 
         def published(peer_id: str, _count: int) -> None:
@@ -174,9 +175,13 @@ class Daemon:
             spool=self.services.spool,
             ledger=self.services.ledger,
             classifier=self.services.classifier,
+            # A stored block's set is rebuilt by the spool services, not the app.
+            rebuild=self.services.rebuild,
         )
         self._listener = Listener(
-            build_app(self.state), shutdown_timeout=self.options.shutdown_timeout
+            build_app(self.state),
+            shutdown_timeout=self.options.shutdown_timeout,
+            limits=config.server.limits,
         )
         try:
             await self._listener.start(config.server.host, config.server.port, ssl_context)

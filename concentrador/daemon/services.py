@@ -7,6 +7,16 @@ reassembly pass per peer at a time, bursts coalesced). Watcher callbacks
 arrive on watchdog's thread and are hopped onto the loop with
 ``call_soon_threadsafe`` before anything else happens.
 
+It is the one scheduler of block-set rebuilds in the daemon: the watcher
+(:meth:`SpoolServices.on_partial`), the periodic sweep
+(:meth:`SpoolServices.request_reassembly_all`), the server after a stored
+block and the collector before it confirms a set (both through
+:meth:`SpoolServices.rebuild`, a
+:data:`~concentrador.spool.inbound.rebuilds.RebuildSet` the daemon injects)
+all land in the same per-peer reassembly pass. Every set asked for between
+two passes is tried by the next one (a sweep, if one was asked for, covers
+them all), and :meth:`SpoolServices.rebuild` returns once that pass ran.
+
 On SIGHUP, :meth:`SpoolServices.apply_config` swaps in per-peer objects built
 from the new config; a pass already running finishes with the old ones
 (the per-peer runner keys guarantee it cannot overlap a new one).
@@ -17,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,7 +36,7 @@ from pathlib import Path
 
 from concentrador.config.model import Config, PeerConfig
 from concentrador.daemon.jobs import CoalescingRunner
-from concentrador.protocol.blocks import parse_block_name
+from concentrador.protocol import parse_block_name
 from concentrador.spool.inbound.reassembly import Reassembler
 from concentrador.spool.layout import Spool, is_temp_name
 from concentrador.spool.ledger import Ledger
@@ -41,6 +52,10 @@ log = logging.getLogger(__name__)
 # by itself (the compressor's pool), so more than a few passes at once would
 # only make them compete; the bound keeps a burst over many peers in check.
 SPOOL_WORKERS = 4
+
+# What a peer's next reassembly pass must try: original → the callers awaiting
+# it; the key None asks for a sweep of the whole partial/ folder.
+_Wanted = dict[str | None, list[asyncio.Future[None]]]
 
 
 @dataclass
@@ -74,6 +89,10 @@ class SpoolServices:
         self.on_published: Callable[[str, int], None] | None = None
         self._publish_runner = CoalescingRunner(self.executor, name="outbox publish pass")
         self._reassembly_runner = CoalescingRunner(self.executor, name="reassembly pass")
+        # Filled on the loop, emptied by the pass in a worker thread.
+        self._wanted: dict[str, _Wanted] = {}
+        self._wanted_lock = threading.Lock()
+        self._draining = False
         self._peers: dict[str, _PeerObjects] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._build_peers(config)
@@ -127,8 +146,8 @@ class SpoolServices:
                 log.info("%s: cleared %d leftover temp file(s) in .work/", peer_id, removed)
         for peer_id in self._peers:
             self.publish_pass(peer_id)
-        for peer_id in self._peers:
-            self.reassembly_pass(peer_id)
+        for objects in self._peers.values():
+            objects.reassembler.sweep()
         self.expiry_pass()
 
     # -- the passes (blocking; called in the executor) ---------------------------------
@@ -140,14 +159,34 @@ class SpoolServices:
         if results and self.on_published is not None:
             self.on_published(peer_id, len(results))
 
-    def reassembly_pass(self, peer_id: str, original: str | None = None) -> None:
-        objects = self._peers.get(peer_id)
-        if objects is None:
-            return
-        if original is None:
-            objects.reassembler.sweep()
-        else:
-            objects.reassembler.try_complete(original)
+    def reassembly_pass(self, peer_id: str) -> None:
+        """Try every set asked for ``peer_id`` since the last pass, then wake their callers."""
+        with self._wanted_lock:
+            wanted = self._wanted.pop(peer_id, {})
+        try:
+            objects = self._peers.get(peer_id)
+            if objects is None:
+                return
+            if None in wanted:
+                objects.reassembler.sweep()  # logs and skips a set that fails
+                return
+            for original in sorted(o for o in wanted if o is not None):
+                try:
+                    objects.reassembler.try_complete(original)
+                except Exception:
+                    # One set must not stop the others; the next sweep retries it.
+                    log.exception("%s: rebuilding %s failed", peer_id, original)
+        finally:
+            self._wake(wanted)
+
+    def _wake(self, wanted: _Wanted) -> None:
+        """Resolve the futures of ``wanted`` on the loop (called from a worker thread)."""
+        waiters = [waiter for waiters in wanted.values() for waiter in waiters]
+        loop = self._loop
+        if waiters and loop is not None and not loop.is_closed():
+            # RuntimeError: the loop closed between the check and the call (stopping).
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, waiters)
 
     def expiry_pass(self) -> None:
         now = datetime.now(UTC)
@@ -190,11 +229,34 @@ class SpoolServices:
             self._outbox_event(peer_id)
 
     def request_reassembly(self, peer_id: str, original: str | None = None) -> None:
-        if peer_id in self._peers:
-            # Keyed per peer, not per set: the reassembler takes the peer lock
-            # anyway, and a sweep covers any set a coalesced request names.
-            key = peer_id
-            self._reassembly_runner.request(key, lambda: self.reassembly_pass(peer_id, original))
+        """Ask for a rebuild of ``original`` (None: a sweep of ``partial/``); returns at once."""
+        self._want(peer_id, original, None)
+
+    async def rebuild(self, peer_id: str, original: str) -> None:
+        """The daemon's :data:`~concentrador.spool.inbound.rebuilds.RebuildSet`.
+
+        Returns once a reassembly pass that started after this call has tried
+        ``original`` (or at once for an unknown peer or a stopping daemon).
+        Never raises for a failed rebuild: the pass logs it.
+        """
+        if peer_id not in self._peers or self._draining:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._want(peer_id, original, waiter)
+        await waiter
+
+    def _want(
+        self, peer_id: str, original: str | None, waiter: asyncio.Future[None] | None
+    ) -> None:
+        if peer_id not in self._peers:
+            return
+        with self._wanted_lock:
+            waiters = self._wanted.setdefault(peer_id, {}).setdefault(original, [])
+            if waiter is not None:
+                waiters.append(waiter)
+        # Keyed per peer, not per set: the reassembler takes the peer lock
+        # anyway, and one pass tries every set asked for meanwhile.
+        self._reassembly_runner.request(peer_id, lambda: self.reassembly_pass(peer_id))
 
     def request_reassembly_all(self) -> None:
         for peer_id in self.peer_ids:
@@ -233,11 +295,24 @@ class SpoolServices:
     # -- shutdown ---------------------------------------------------------------------
     async def drain(self) -> None:
         """Stop taking work and wait for the passes that run."""
+        self._draining = True
         await self._publish_runner.close()
         await self._reassembly_runner.close()
+        # Requests the closed runner dropped: wake their callers (the sets
+        # stay in partial/ for the start-up sweep).
+        with self._wanted_lock:
+            dropped, self._wanted = self._wanted, {}
+        for wanted in dropped.values():
+            _resolve([waiter for waiters in wanted.values() for waiter in waiters])
 
     def close(self) -> None:
         """Join the worker threads, stop the compressor, close the ledger."""
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.compressor.close()
         self.ledger.close()
+
+
+def _resolve(waiters: list[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():  # a caller that gave up cancelled its own
+            waiter.set_result(None)

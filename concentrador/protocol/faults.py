@@ -36,14 +36,14 @@ from lxml import etree
 
 from concentrador.protocol.errors import ProtocolError
 from concentrador.protocol.messages.common import CP_NAMESPACE, CP_PREFIX
-from concentrador.protocol.soap import (
+from concentrador.protocol.soapenv import (
     ENVELOPE_PREFIX,
     SOAP11,
     SoapError,
     SoapVersion,
     build_envelope,
 )
-from concentrador.protocol.xmlparse import child_elements, local_name
+from concentrador.protocol.xmlparse import child_elements, local_name, text_content
 
 __all__ = [
     "Fault",
@@ -207,12 +207,13 @@ class Fault:
             raise MalformedFaultError("SOAP Fault has an empty faultcode")
         detail = None
         if detail_element is not None:
-            detail = _clip(" ".join(t.strip() for t in detail_element.itertext() if t.strip()))
+            pieces = (t.strip() for t in detail_element.itertext() if isinstance(t, str))
+            detail = _clip(" ".join(t for t in pieces if t))
         return cls(_clip(code), _clip(string), detail)
 
 
 def _text(element: etree._Element | None) -> str:
-    return "" if element is None else "".join(element.itertext()).strip()
+    return "" if element is None else text_content(element).strip()
 
 
 def _first_child(element: etree._Element, name: str) -> etree._Element | None:

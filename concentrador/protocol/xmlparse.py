@@ -36,6 +36,8 @@ __all__ = [
     "local_name",
     "namespace_of",
     "parse_xml",
+    "text_content",
+    "xml_trim",
 ]
 
 # Encodings are sniffed the way libxml2 does it (BOM, then the first bytes),
@@ -191,7 +193,8 @@ def _refuse_dtd(root: etree._Element) -> None:
     sees such a document.
     """
     docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+    doctype: str = docinfo.doctype  # type: ignore[attr-defined]  # missing in lxml-stubs
+    if doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise XmlSecurityError("XML document declares a DTD; refused (DOCTYPE is never allowed)")
     for _ in root.iter(etree.Entity):
         raise XmlSecurityError("XML document uses entity references; refused")
@@ -200,6 +203,21 @@ def _refuse_dtd(root: etree._Element) -> None:
 def _one_line(message: str) -> str:
     first = message.strip().splitlines()[0] if message.strip() else "unknown error"
     return first[:200]
+
+
+XML_WHITESPACE = " \t\r\n"
+"""The only characters XML calls white space (XML 1.0 §2.3 ``S``). Python's
+``str.strip()`` also removes U+00A0, U+3000 and friends, which a peer could
+use to make two different names or codes look alike."""
+
+
+def xml_trim(text: str) -> str:
+    """``text`` without leading and trailing XML white space (and nothing else).
+
+    For values whose schema type collapses white space (xs:int, xs:dateTime,
+    tokens); an xs:string such as a file name is used exactly as sent.
+    """
+    return text.strip(XML_WHITESPACE)
 
 
 def local_name(element: etree._Element) -> str:
@@ -223,6 +241,12 @@ def child_elements(element: etree._Element) -> list[etree._Element]:
     return [child for child in element if isinstance(child.tag, str)]
 
 
+def text_content(element: etree._Element) -> str:
+    """All the text inside ``element``, joined exactly as sent (nothing trimmed)."""
+    # Parsed documents only give str; the stubs also allow bytes.
+    return "".join(piece for piece in element.itertext() if isinstance(piece, str))
+
+
 def attribute_by_local_name(element: etree._Element, name: str) -> str | None:
     """The value of the attribute whose local name is ``name`` (any namespace).
 
@@ -233,6 +257,8 @@ def attribute_by_local_name(element: etree._Element, name: str) -> str | None:
         return value
     wanted = name.lower()
     for key, candidate in element.attrib.items():
+        if not isinstance(key, str) or not isinstance(candidate, str):
+            continue  # only str in a parsed document; the stubs also allow bytes
         key_local = etree.QName(key).localname if key.startswith("{") else key
         if key_local.lower() == wanted:
             return candidate

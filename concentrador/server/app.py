@@ -21,18 +21,27 @@ import logging
 from aiohttp import web
 
 from concentrador.config.model import PeerConfig
-from concentrador.protocol.dispatch import Operation, read_request
-from concentrador.protocol.errors import ProtocolError
-from concentrador.protocol.faults import Fault, FaultCode, fault_for_error
-from concentrador.protocol.messages import (
+from concentrador.protocol import (
+    DIME_CONTENT_TYPE,
+    SOAP11,
     ConfirmacionRecepcionFichero,
+    Envelope,
     EnviarFichero,
     EnviarFicheroResponse,
+    Fault,
+    FaultCode,
     InformacionDisponible,
+    Operation,
+    ProtocolError,
     RecogerFichero,
+    SoapVersion,
+    build_envelope,
+    fault_for_error,
+    listing_envelope,
+    parse_envelope,
+    read_request,
     render_wsdl,
 )
-from concentrador.protocol.soap import SOAP11, Envelope, SoapVersion, build_envelope, parse_envelope
 from concentrador.server.body import IncomingDime, read_plain_body
 from concentrador.server.identity import (
     AuthenticationError,
@@ -44,10 +53,9 @@ from concentrador.server.identity import (
 from concentrador.server.operations.confirmacion import confirm_reception
 from concentrador.server.operations.enviar import ReceiveContext, receive_file
 from concentrador.server.operations.fecha_hora import current_time
-from concentrador.server.operations.informacion import listing_envelope, published_listing
+from concentrador.server.operations.informacion import published_listing
 from concentrador.server.operations.recoger import FileNotPublished, open_published_file
 from concentrador.server.responses import (
-    DIME_CONTENT_TYPE,
     dime_file_response,
     envelope_response,
     fault_response,
@@ -55,7 +63,6 @@ from concentrador.server.responses import (
     stream_dime_file,
 )
 from concentrador.server.state import ServerState
-from concentrador.spool.inbound.reassembly import Reassembler
 from concentrador.spool.inbound.store import InboundStore
 from concentrador.spool.layout import PeerSpool
 
@@ -82,7 +89,7 @@ def build_app(state: ServerState) -> web.Application:
 
 
 async def wait_for_background(app: web.Application) -> None:
-    """Wait for background work (reassemblies) started by earlier requests."""
+    """Wait for background work (rebuild requests) started by earlier requests."""
     tasks = app[_BACKGROUND_KEY]
     while tasks:
         await asyncio.gather(*list(tasks), return_exceptions=True)
@@ -193,14 +200,7 @@ async def _dime_request(
     )
     outcome = await receive_file(context, message.fichero, incoming)
     if outcome.block_original is not None:
-        _reassemble_later(
-            request.app,
-            state,
-            peer_spool,
-            peer,
-            outcome.block_original,
-            manual=context.outside_window,
-        )
+        _rebuild_later(request.app, state, peer, outcome.block_original)
     answer = EnviarFicheroResponse(int(outcome.result))
     return soap_response(answer.to_xml(), envelope.version)
 
@@ -272,37 +272,26 @@ def _listing(
 def _inbound_store(state: ServerState, peer_spool: PeerSpool, peer: PeerConfig) -> InboundStore:
     if state.inbound_store is not None:
         return state.inbound_store(peer_spool, peer)
-    # reassemble=False: the rebuild runs after we answered (see below).
-    return InboundStore(peer_spool, state.ledger, decompress=peer.decompress, reassemble=False)
+    return InboundStore(peer_spool, state.ledger, decompress=peer.decompress)
 
 
-def _reassemble_later(
-    app: web.Application,
-    state: ServerState,
-    peer_spool: PeerSpool,
-    peer: PeerConfig,
-    original: str,
-    *,
-    manual: bool,
+def _rebuild_later(
+    app: web.Application, state: ServerState, peer: PeerConfig, original: str
 ) -> None:
-    """Try to rebuild ``original`` in a worker thread, after the answer.
+    """Ask for ``original`` to be rebuilt, without holding the answer.
 
-    The block itself is durable before we answer; the rebuild (up to hundreds
-    of MB of reads) must not hold the peer's call. It is idempotent and runs
-    under the peer lock, so a crash here is finished by the next sweep and two
-    last blocks arriving together still rebuild the file once.
+    The block itself (and, outside the load window, its ledger mark that sends
+    the set to ``manual/``) is durable before we answer; the rebuild (up to
+    hundreds of MB of reads) must not hold the peer's call, and it is not ours
+    to run: ``state.request_rebuild`` hands it to whoever schedules rebuilds.
+    It is idempotent and runs under the peer lock, so a crash here is finished
+    by the next sweep and two last blocks arriving together rebuild the file once.
     """
-    if state.reassembler is not None:
-        reassembler = state.reassembler(peer_spool, peer)
-    else:
-        reassembler = Reassembler(peer_spool, state.ledger, decompress=peer.decompress)
     tasks = app[_BACKGROUND_KEY]
-    task = asyncio.get_running_loop().create_task(
-        asyncio.to_thread(reassembler.try_complete, original, manual=manual)
-    )
+    task = asyncio.ensure_future(state.request_rebuild(peer.id, original))
     tasks.add(task)
 
-    def done(finished: asyncio.Task[object]) -> None:
+    def done(finished: asyncio.Future[None]) -> None:
         tasks.discard(finished)
         if not finished.cancelled() and finished.exception() is not None:
             log.error(

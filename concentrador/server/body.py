@@ -17,12 +17,8 @@ listener tolerates it *before* HTTP parsing
 (:mod:`concentrador.server.axis.runner`): such a body reaches us
 re-framed as ``Transfer-Encoding: chunked``, whole, with the original
 length in ``Concentrador-Declared-Length`` so that a body cut at the
-tolerance limit gets a fault saying so. Where the app is served without that
-adapter (a plain ``AppRunner``, or a proxy that forwards Content-Length
-bodies) the body still ends at Content-Length, the DIME message looks
-truncated by exactly ``12 * (records - 2)`` bytes, and a
-:class:`~concentrador.protocol.dime.extent.DimeExtentTracker` run alongside
-the reader recognises that signature so the fault names the bug and its fix.
+tolerance limit gets a fault saying so. That listener is the one place the
+bug is handled; an app served without it reads such a body as truncated.
 """
 
 from __future__ import annotations
@@ -31,44 +27,29 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from concentrador.protocol.dime import (
-    HEADER_SIZE,
+from concentrador.protocol import (
     NEED_DATA,
-    DimeError,
     DimeLimits,
     DimeReader,
     DimeTruncatedError,
     MessageEnd,
+    ProtocolError,
     RecordData,
     RecordEnd,
     RecordStart,
 )
-from concentrador.protocol.dime.extent import DimeExtentTracker
-from concentrador.protocol.errors import ProtocolError
 from concentrador.server.axis.reframer import DECLARED_LENGTH_HEADER
 
 __all__ = [
-    "AXIS_CONTENT_LENGTH_MESSAGE",
-    "AxisContentLengthBug",
     "BodyTooLarge",
     "DimeBodyIncomplete",
     "IncomingDime",
     "read_plain_body",
 ]
 
-AXIS_CONTENT_LENGTH_MESSAGE = (
-    "Axis 1.x DIME Content-Length bug: send with HTTP/1.1 chunked transfer encoding"
-)
-
 
 class BodyTooLarge(ProtocolError):
     """A plain SOAP request over the envelope limit (answered as a Client fault)."""
-
-    fault_from_body = True
-
-
-class AxisContentLengthBug(DimeTruncatedError):
-    """The DIME body ends exactly where Axis 1.x's miscounted Content-Length ends."""
 
     fault_from_body = True
 
@@ -95,14 +76,6 @@ async def read_plain_body(request: web.BaseRequest, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def _axis_shortfall(tracker: DimeExtentTracker) -> int | None:
-    """The bytes missing when they are exactly 12 per extra record, else None."""
-    if tracker.failed or tracker.in_header or tracker.records < 3:
-        return None
-    missing = tracker.record_missing
-    return missing if missing == HEADER_SIZE * (tracker.records - 2) else None
-
-
 def _declared_length(request: web.BaseRequest) -> int | None:
     """The Content-Length a re-framed request had, if it is one."""
     value = request.headers.get(DECLARED_LENGTH_HEADER, "")
@@ -117,24 +90,16 @@ class IncomingDime:
     def __init__(self, request: web.BaseRequest, limits: DimeLimits) -> None:
         self._content = request.content
         self._reader = DimeReader(limits)
-        # Content-Length framing is the only case where Axis's miscount bites.
-        self._tracker: DimeExtentTracker | None = None
-        if request.content_length is not None:
-            self._tracker = DimeExtentTracker(limits)
         self._declared = _declared_length(request)
         self._received = 0
         self._eof = False
         self.attachment_length = 0
+        # One event stream for the whole body: read_envelope, attachment and
+        # finish each consume their part of it (nothing runs until iterated).
+        self._stream = self._events()
 
     def _truncation(self, exc: DimeTruncatedError) -> DimeTruncatedError:
         """The clearest error for a DIME message that ended early."""
-        tracker = self._tracker
-        shortfall = _axis_shortfall(tracker) if tracker is not None else None
-        if shortfall is not None:
-            return AxisContentLengthBug(
-                f"{AXIS_CONTENT_LENGTH_MESSAGE} (the body ended "
-                f"{shortfall} bytes short of its last DIME record)"
-            )
         declared = self._declared
         if declared is not None and self._received > declared:
             return DimeBodyIncomplete(
@@ -151,11 +116,6 @@ class IncomingDime:
 
     def _feed(self, piece: bytes) -> None:
         self._received += len(piece)
-        if self._tracker is not None:
-            try:
-                self._tracker.feed(piece)
-            except DimeError:
-                self._tracker = None  # the reader will say what is wrong
         self._reader.receive_data(piece)
 
     async def _events(self) -> AsyncIterator[RecordStart | RecordData | RecordEnd | MessageEnd]:
@@ -182,7 +142,6 @@ class IncomingDime:
 
     async def read_envelope(self) -> bytes:
         """Record 0's bytes (bounded by the reader's ``max_envelope``)."""
-        self._stream = self._events()
         parts: list[bytes] = []
         async for event in self._stream:
             if isinstance(event, RecordData):

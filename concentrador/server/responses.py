@@ -18,12 +18,18 @@ from typing import BinaryIO
 from aiohttp import web
 from lxml import etree
 
-from concentrador.protocol.dime import DimeMessageWriter
-from concentrador.protocol.faults import Fault, FaultCode
-from concentrador.protocol.soap import SOAP11, SoapError, SoapVersion, build_envelope
+from concentrador.protocol import (
+    DIME_CONTENT_TYPE,
+    SOAP11,
+    DimeMessageWriter,
+    Fault,
+    FaultCode,
+    SoapError,
+    SoapVersion,
+    build_envelope,
+)
 
 __all__ = [
-    "DIME_CONTENT_TYPE",
     "dime_file_response",
     "fault_response",
     "open_for_serving",
@@ -33,8 +39,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-DIME_CONTENT_TYPE = "application/dime"
 
 
 def soap_response(body: etree._Element, version: SoapVersion) -> web.Response:

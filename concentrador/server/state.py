@@ -7,24 +7,21 @@ can run the real handlers against a temporary spool and a frozen clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from concentrador.protocol.dime import DimeLimits
-from concentrador.protocol.filetypes import TypeClassifier
+from concentrador.protocol import DEFAULT_MAX_ENVELOPE, DimeLimits, TypeClassifier
+from concentrador.spool.inbound.rebuilds import LocalRebuilds, RebuildSet
 from concentrador.spool.layout import PeerSpool, Spool
 
 if TYPE_CHECKING:
     from concentrador.config.model import Config, PeerConfig
+    from concentrador.spool.inbound.store import InboundStore
     from concentrador.spool.ledger import Ledger
 
 __all__ = ["ServerState", "system_now"]
-
-# Above this, a request body that is not DIME is not a CPCSCC message: every
-# plain request is a few hundred bytes. Kept equal to the DIME envelope limit.
-DEFAULT_MAX_ENVELOPE = 1024 * 1024
 
 # DimeLimits() defaults fit §6 exactly: the attachment limit is 8 MiB
 # inclusive (MAX_RECEIVE_SIZE), and the reader raises as soon as a header
@@ -42,10 +39,14 @@ def system_now() -> datetime:
 class ServerState:
     """Everything a request handler may touch.
 
-    ``inbound_store`` and ``reassembler`` are factories taking the peer's
-    :class:`PeerSpool`: both objects are per peer, and building them is cheap.
-    ``None`` means "build the default one from the spool module" (see
-    :mod:`concentrador.server.app`); tests inject failing ones.
+    ``inbound_store`` is a factory taking the peer's :class:`PeerSpool` (the
+    store is per peer, and cheap to build); ``None`` means the plain
+    :class:`InboundStore` (see :mod:`concentrador.server.app`); tests inject
+    failing ones.
+
+    ``rebuild`` is who rebuilds a block set once a block is stored (the app
+    never builds a reassembler): the daemon passes its ``SpoolServices.rebuild``;
+    ``None`` means :class:`LocalRebuilds`, in a worker thread of this process.
     """
 
     config: Config
@@ -53,8 +54,8 @@ class ServerState:
     ledger: Ledger
     classifier: TypeClassifier = field(default_factory=TypeClassifier)
     now: Callable[[], datetime] = system_now
-    inbound_store: Callable[[PeerSpool, PeerConfig], Any] | None = None
-    reassembler: Callable[[PeerSpool, PeerConfig], Any] | None = None
+    inbound_store: Callable[[PeerSpool, PeerConfig], InboundStore] | None = None
+    rebuild: RebuildSet | None = None
     dime_limits: DimeLimits = field(default_factory=DimeLimits)
     max_envelope: int = DEFAULT_MAX_ENVELOPE
     read_piece: int = READ_PIECE
@@ -69,3 +70,12 @@ class ServerState:
 
     def peer_spool(self, peer: PeerConfig) -> PeerSpool:
         return self.spool.peer(peer.id)
+
+    def request_rebuild(self, peer_id: str, original: str) -> Awaitable[None]:
+        """Ask for the set ``original`` of ``peer_id`` to be rebuilt (see ``rebuild``)."""
+        if self.rebuild is None:
+            # A lambda: the config is swapped on reload.
+            self.rebuild = LocalRebuilds(
+                self.spool, self.ledger, lambda other_id: self.config.peer_by_id(other_id)
+            )
+        return self.rebuild(peer_id, original)

@@ -12,14 +12,13 @@ from concentrador.protocol.dime import (
     HEADER_SIZE,
     DimeError,
     DimeLimits,
-    DimeTooManyRecordsError,
-    DimeVersionError,
     RecordHeader,
     TypeFormat,
     encode_message,
 )
 from concentrador.protocol.dime.extent import DimeExtentTracker
 from concentrador.protocol.errors import ProtocolError
+from tests.protocol.dime_expect import Code, raises_dime
 
 ENVELOPE = b"<soapenv:Envelope/>"
 
@@ -98,7 +97,7 @@ def test_boundary_and_partial_header_states() -> None:
 
 def test_garbage_header_raises_a_protocol_error_and_spends_the_tracker() -> None:
     tracker = DimeExtentTracker()
-    with pytest.raises(DimeVersionError) as caught:
+    with raises_dime(Code.VERSION) as caught:
         tracker.feed(b"POST / HTTP/1.1\r\n")
     assert isinstance(caught.value, ProtocolError)
     assert tracker.failed and tracker.received == HEADER_SIZE
@@ -109,7 +108,7 @@ def test_garbage_header_raises_a_protocol_error_and_spends_the_tracker() -> None
 def test_record_count_is_bounded() -> None:
     message = encode_message(ENVELOPE, bytes(40), chunk_size=4)  # 1 + 10 records
     tracker = DimeExtentTracker(DimeLimits(max_records=5))
-    with pytest.raises(DimeTooManyRecordsError):
+    with raises_dime(Code.TOO_MANY_RECORDS):
         tracker.feed(message)
     assert tracker.failed and tracker.records == 5
 

@@ -10,17 +10,14 @@ from hypothesis import strategies as st
 
 from concentrador.protocol.dime import (
     HEADER_SIZE,
-    DimeConfigurationError,
     DimeLimits,
-    DimeReservedBitsError,
-    DimeTypeFormatError,
-    DimeVersionError,
     RecordHeader,
     TypeFormat,
     padded_length,
     padding_length,
 )
 from concentrador.protocol.errors import ProtocolError
+from tests.protocol.dime_expect import Code, raises_dime
 
 
 def test_header_encodes_fields_at_their_draft_positions() -> None:
@@ -70,28 +67,28 @@ def test_header_round_trips(
 @pytest.mark.parametrize("version", [0, 2, 3, 31])
 def test_decode_rejects_versions_other_than_1(version: int) -> None:
     raw = struct.pack(">BBHHHI", version << 3 | 0x06, 0x10, 0, 0, 0, 0)
-    with pytest.raises(DimeVersionError, match=f"VERSION is {version}"):
+    with raises_dime(Code.VERSION, match=f"VERSION is {version}"):
         RecordHeader.decode(raw, offset=40)
 
 
 @pytest.mark.parametrize("nibble", [1, 8, 15])
 def test_decode_rejects_reserved_bits(nibble: int) -> None:
     raw = struct.pack(">BBHHHI", 0x0E, 0x10 | nibble, 0, 0, 0, 0)
-    with pytest.raises(DimeReservedBitsError):
+    with raises_dime(Code.RESERVED_BITS):
         RecordHeader.decode(raw)
 
 
 @pytest.mark.parametrize("type_t", range(5, 16))
 def test_decode_rejects_undefined_type_t(type_t: int) -> None:
     raw = struct.pack(">BBHHHI", 0x0E, type_t << 4, 0, 0, 0, 0)
-    with pytest.raises(DimeTypeFormatError, match=f"0x{type_t:02x}"):
+    with raises_dime(Code.TYPE_FORMAT, match=f"0x{type_t:02x}"):
         RecordHeader.decode(raw)
 
 
 def test_encode_refuses_lengths_that_do_not_fit() -> None:
-    with pytest.raises(DimeConfigurationError, match="DATA_LENGTH"):
+    with raises_dime(Code.CONFIGURATION, match="DATA_LENGTH"):
         RecordHeader(False, False, False, TypeFormat.NONE, 0, 0, 0, 2**32).encode()
-    with pytest.raises(DimeConfigurationError, match="TYPE_LENGTH"):
+    with raises_dime(Code.CONFIGURATION, match="TYPE_LENGTH"):
         RecordHeader(False, False, False, TypeFormat.NONE, 0, 0, 0x10000, 0).encode()
 
 
@@ -131,7 +128,7 @@ def test_limits_defaults_match_cpcscc() -> None:
     ],
 )
 def test_limits_refuse_nonsense(kwargs: dict[str, object]) -> None:
-    with pytest.raises(DimeConfigurationError) as info:
+    with raises_dime(Code.CONFIGURATION) as info:
         DimeLimits(**kwargs)  # type: ignore[arg-type]
     assert isinstance(info.value, ProtocolError)
     assert isinstance(info.value, ValueError)

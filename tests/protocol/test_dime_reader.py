@@ -15,28 +15,9 @@ import pytest
 
 from concentrador.protocol.dime import (
     NEED_DATA,
-    DimeAttachmentTooLargeError,
-    DimeChunkError,
-    DimeEnvelopeTooLargeError,
-    DimeError,
-    DimeFieldError,
-    DimeIdTooLongError,
-    DimeLimitError,
     DimeLimits,
-    DimeMessageBeginError,
-    DimeMissingMessageEndError,
-    DimeOptionsTooLongError,
-    DimePaddingError,
     DimeReader,
     DimeRecord,
-    DimeReservedBitsError,
-    DimeStateError,
-    DimeTooManyRecordsError,
-    DimeTrailingDataError,
-    DimeTruncatedError,
-    DimeTypeFormatError,
-    DimeTypeTooLongError,
-    DimeVersionError,
     MessageEnd,
     RecordData,
     RecordEnd,
@@ -45,6 +26,7 @@ from concentrador.protocol.dime import (
     read_message,
 )
 from concentrador.protocol.errors import ProtocolError
+from tests.protocol.dime_expect import Code, raises_dime
 
 SOAP = b"http://schemas.xmlsoap.org/soap/envelope/"
 BZ2 = b"application/x-bzip2"
@@ -253,7 +235,7 @@ def test_a_4_gib_claim_raises_on_the_bare_header() -> None:
     reader.receive_data(struct.pack(">BBHHHI", 0x0A, 0x10, 0, 0, len(BZ2), 0xFFFFFFFF))
     tracemalloc.start()
     try:
-        with pytest.raises(DimeAttachmentTooLargeError) as info:
+        with raises_dime(Code.ATTACHMENT_TOO_LARGE) as info:
             reader.next_event()
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -286,7 +268,7 @@ def test_envelope_limit() -> None:
     header_only = struct.pack(">BBHHHI", 0x0C, 0x20, 0, 0, len(SOAP), MIB + 1)
     reader = DimeReader()
     reader.receive_data(header_only)
-    with pytest.raises(DimeEnvelopeTooLargeError) as info:
+    with raises_dime(Code.ENVELOPE_TOO_LARGE) as info:
         reader.next_event()
     assert info.value.value == MIB + 1
 
@@ -297,7 +279,7 @@ def test_attachment_limit_is_cumulative_over_chunks() -> None:
     second_header = struct.pack(">BBHHHI", 0x0A, 0x00, 0, 0, 0, 5)
     reader = DimeReader(limits)
     reader.receive_data(envelope_record() + first + second_header)
-    with pytest.raises(DimeAttachmentTooLargeError) as info:
+    with raises_dime(Code.ATTACHMENT_TOO_LARGE) as info:
         while reader.next_event() is not NEED_DATA:
             pass
     assert info.value.value == 11
@@ -306,13 +288,13 @@ def test_attachment_limit_is_cumulative_over_chunks() -> None:
 @pytest.mark.parametrize(
     ("record", "error", "limit_name"),
     [
-        (payload_record(type_=b"t" * 257), DimeTypeTooLongError, "max_type_length"),
-        (payload_record(id_=b"i" * 257), DimeIdTooLongError, "max_id_length"),
-        (payload_record(options=b"o" * 257), DimeOptionsTooLongError, "max_options_length"),
+        (payload_record(type_=b"t" * 257), Code.TYPE_TOO_LONG, "max_type_length"),
+        (payload_record(id_=b"i" * 257), Code.ID_TOO_LONG, "max_id_length"),
+        (payload_record(options=b"o" * 257), Code.OPTIONS_TOO_LONG, "max_options_length"),
     ],
 )
-def test_field_length_limits(record: bytes, error: type[DimeLimitError], limit_name: str) -> None:
-    with pytest.raises(error) as info:
+def test_field_length_limits(record: bytes, error: Code, limit_name: str) -> None:
+    with raises_dime(error) as info:
         read_message(envelope_record() + record)
     assert (info.value.limit_name, info.value.value, info.value.limit) == (limit_name, 257, 256)
 
@@ -326,7 +308,7 @@ def test_too_many_records_default_limit() -> None:
         + continuation * 4094
         + struct.pack(">BBHHHI", 0x0A, 0x00, 0, 0, 0, 0)
     )
-    with pytest.raises(DimeTooManyRecordsError) as info:
+    with raises_dime(Code.TOO_MANY_RECORDS) as info:
         read_message(message)
     assert (info.value.value, info.value.limit) == (4097, 4096)
     assert len(read_message(message, DimeLimits(max_records=4097))) == 2
@@ -340,40 +322,40 @@ GOOD = envelope_record() + payload_record()
 @pytest.mark.parametrize(
     ("message", "error"),
     [
-        (raw_record(mb=True, me=True, type_t=3, version=0), DimeVersionError),
-        (raw_record(mb=True, me=True, type_t=3, version=2), DimeVersionError),
-        (raw_record(mb=True, me=True, type_t=3, reserved=4), DimeReservedBitsError),
-        (envelope_record(mb=False) + payload_record(), DimeMessageBeginError),
-        (envelope_record() + payload_record(mb=True), DimeMessageBeginError),
-        (envelope_record(), DimeMissingMessageEndError),
-        (envelope_record() + payload_record(me=False), DimeMissingMessageEndError),
-        (GOOD + b"\x01", DimeTrailingDataError),
-        (GOOD + b"\0\0" + GOOD, DimeTrailingDataError),
-        (envelope_record(me=True) + payload_record(), DimeTrailingDataError),
-        (envelope_record(type_t=0), DimeTypeFormatError),
-        (envelope_record(type_t=5), DimeTypeFormatError),
-        (envelope_record(type_t=15), DimeTypeFormatError),
-        (envelope_record(type_t=3) + payload_record(), DimeTypeFormatError),
-        (envelope_record(type_t=4) + payload_record(), DimeTypeFormatError),
-        (envelope_record(type_t=4, type_=b"", data=b"x") + payload_record(), DimeTypeFormatError),
-        (envelope_record() + payload_record(type_=b""), DimeTypeFormatError),
-        (envelope_record(type_=b"\xff\xfe") + payload_record(), DimeFieldError),
-        (envelope_record() + payload_record(id_=b"\xc3"), DimeFieldError),
+        (raw_record(mb=True, me=True, type_t=3, version=0), Code.VERSION),
+        (raw_record(mb=True, me=True, type_t=3, version=2), Code.VERSION),
+        (raw_record(mb=True, me=True, type_t=3, reserved=4), Code.RESERVED_BITS),
+        (envelope_record(mb=False) + payload_record(), Code.MESSAGE_BEGIN),
+        (envelope_record() + payload_record(mb=True), Code.MESSAGE_BEGIN),
+        (envelope_record(), Code.MISSING_MESSAGE_END),
+        (envelope_record() + payload_record(me=False), Code.MISSING_MESSAGE_END),
+        (GOOD + b"\x01", Code.TRAILING_DATA),
+        (GOOD + b"\0\0" + GOOD, Code.TRAILING_DATA),
+        (envelope_record(me=True) + payload_record(), Code.TRAILING_DATA),
+        (envelope_record(type_t=0), Code.TYPE_FORMAT),
+        (envelope_record(type_t=5), Code.TYPE_FORMAT),
+        (envelope_record(type_t=15), Code.TYPE_FORMAT),
+        (envelope_record(type_t=3) + payload_record(), Code.TYPE_FORMAT),
+        (envelope_record(type_t=4) + payload_record(), Code.TYPE_FORMAT),
+        (envelope_record(type_t=4, type_=b"", data=b"x") + payload_record(), Code.TYPE_FORMAT),
+        (envelope_record() + payload_record(type_=b""), Code.TYPE_FORMAT),
+        (envelope_record(type_=b"\xff\xfe") + payload_record(), Code.FIELD),
+        (envelope_record() + payload_record(id_=b"\xc3"), Code.FIELD),
         (envelope_record(options=b"o", data=b"") + payload_record(), None),
-        (envelope_record(data=b"abcde", data_pad=1) + payload_record(), DimePaddingError),
+        (envelope_record(data=b"abcde", data_pad=1) + payload_record(), Code.PADDING),
         (envelope_record(id_=b"abc") + payload_record(), None),
-        (b"", DimeTruncatedError),
-        (GOOD[:5], DimeTruncatedError),
-        (GOOD[:20], DimeTruncatedError),
-        (GOOD[: len(envelope_record()) - 1], DimeTruncatedError),
-        (GOOD[:-1], DimeTruncatedError),
+        (b"", Code.TRUNCATED),
+        (GOOD[:5], Code.TRUNCATED),
+        (GOOD[:20], Code.TRUNCATED),
+        (GOOD[: len(envelope_record()) - 1], Code.TRUNCATED),
+        (GOOD[:-1], Code.TRUNCATED),
     ],
 )
-def test_hostile_message(message: bytes, error: type[DimeError] | None) -> None:
+def test_hostile_message(message: bytes, error: Code | None) -> None:
     if error is None:  # control cases: the same shape without the fault reads fine
         assert len(read_message(message)) == 2
         return
-    with pytest.raises(error) as info:
+    with raises_dime(error) as info:
         read_message(message)
     assert isinstance(info.value, ProtocolError)
     assert str(info.value) and "\n" not in str(info.value)
@@ -393,20 +375,20 @@ def test_non_zero_padding_of_any_field(field: str) -> None:
             break
         position += lengths[name] + (-lengths[name] % 4)
     record[position] = 0x20
-    with pytest.raises(DimePaddingError):
+    with raises_dime(Code.PADDING):
         read_message(envelope_record() + bytes(record))
 
 
 def test_trailing_error_names_the_offset_of_the_first_non_zero_byte() -> None:
-    with pytest.raises(DimeTrailingDataError, match=f"0x0c at offset {len(GOOD) + 2}"):
+    with raises_dime(Code.TRAILING_DATA, match=f"0x0c at offset {len(GOOD) + 2}"):
         read_message(GOOD + b"\0\0" + GOOD)
 
 
 def test_every_cut_of_a_valid_message_is_reported() -> None:
     boundary = len(envelope_record())
     for cut in range(len(GOOD)):
-        expected = DimeMissingMessageEndError if cut == boundary else DimeTruncatedError
-        with pytest.raises(expected):
+        expected = Code.MISSING_MESSAGE_END if cut == boundary else Code.TRUNCATED
+        with raises_dime(expected):
             read_message(GOOD[:cut])
 
 
@@ -418,28 +400,28 @@ FIRST_CHUNK = payload_record(b"abcd", me=False, cf=True)
 @pytest.mark.parametrize(
     ("continuation", "error"),
     [
-        (raw_record(me=True, type_t=1, data=b"ef"), DimeChunkError),
-        (raw_record(me=True, type_t=0, id_=b"x", data=b"ef"), DimeChunkError),
-        (raw_record(me=True, type_t=0, type_=b"x/y", data=b"ef"), DimeChunkError),
-        (raw_record(me=True, mb=True, type_t=0, data=b"ef"), DimeMessageBeginError),
-        (raw_record(me=True, cf=True, type_t=0, data=b"ef"), DimeChunkError),
-        (raw_record(type_t=0, data=b"ef"), DimeMissingMessageEndError),
-        (b"", DimeTruncatedError),
+        (raw_record(me=True, type_t=1, data=b"ef"), Code.CHUNK),
+        (raw_record(me=True, type_t=0, id_=b"x", data=b"ef"), Code.CHUNK),
+        (raw_record(me=True, type_t=0, type_=b"x/y", data=b"ef"), Code.CHUNK),
+        (raw_record(me=True, mb=True, type_t=0, data=b"ef"), Code.MESSAGE_BEGIN),
+        (raw_record(me=True, cf=True, type_t=0, data=b"ef"), Code.CHUNK),
+        (raw_record(type_t=0, data=b"ef"), Code.MISSING_MESSAGE_END),
+        (b"", Code.TRUNCATED),
         (raw_record(me=True, type_t=0, data=b"ef"), None),
         (raw_record(me=True, type_t=0, options=b"opt", data=b"ef"), None),
     ],
 )
-def test_chunk_rules(continuation: bytes, error: type[DimeError] | None) -> None:
+def test_chunk_rules(continuation: bytes, error: Code | None) -> None:
     message = envelope_record() + FIRST_CHUNK + continuation
     if error is None:
         assert read_message(message)[1].data == b"abcdef"
         return
-    with pytest.raises(error):
+    with raises_dime(error):
         read_message(message)
 
 
 def test_me_on_a_chunk_with_cf_is_refused() -> None:
-    with pytest.raises(DimeChunkError, match="ME set"):
+    with raises_dime(Code.CHUNK, match="ME set"):
         read_message(envelope_record() + payload_record(cf=True))
 
 
@@ -449,9 +431,9 @@ def test_me_on_a_chunk_with_cf_is_refused() -> None:
 def test_the_reader_is_dead_after_an_error() -> None:
     reader = DimeReader()
     reader.receive_data(envelope_record(version=3))
-    with pytest.raises(DimeVersionError):
+    with raises_dime(Code.VERSION):
         reader.next_event()
-    with pytest.raises(DimeStateError, match="already failed"):
+    with raises_dime(Code.STATE, match="already failed"):
         reader.next_event()
 
 
@@ -459,7 +441,7 @@ def test_data_after_end_of_input_is_a_usage_error() -> None:
     reader = DimeReader()
     reader.receive_data(b"")
     reader.receive_data(b"")  # repeating end of input is harmless
-    with pytest.raises(DimeStateError):
+    with raises_dime(Code.STATE):
         reader.receive_data(b"x")
 
 

@@ -9,14 +9,12 @@ import pytest
 
 from concentrador.protocol.dime import (
     AXIS_ENVELOPE_ID,
-    DimeConfigurationError,
     DimeMessageWriter,
-    DimePayloadLengthError,
-    DimeStateError,
     encode_message,
     iter_message,
     read_message,
 )
+from tests.protocol.dime_expect import Code, raises_dime
 
 SOAP = b"http://schemas.xmlsoap.org/soap/envelope/"
 BZ2 = b"application/x-bzip2"
@@ -124,7 +122,7 @@ def test_overrun_is_refused_at_write() -> None:
     writer = DimeMessageWriter(b"<e/>", 4)
     writer.begin()
     writer.write(b"abc")
-    with pytest.raises(DimePayloadLengthError, match="overrun"):
+    with raises_dime(Code.PAYLOAD_LENGTH, match="overrun"):
         writer.write(b"de")
 
 
@@ -132,21 +130,21 @@ def test_underrun_is_refused_at_end() -> None:
     writer = DimeMessageWriter(b"<e/>", 4)
     writer.begin()
     writer.write(b"abc")
-    with pytest.raises(DimePayloadLengthError, match="underrun"):
+    with raises_dime(Code.PAYLOAD_LENGTH, match="underrun"):
         writer.end()
 
 
 def test_call_order_is_enforced() -> None:
     writer = DimeMessageWriter(b"<e/>", 0)
-    with pytest.raises(DimeStateError):
+    with raises_dime(Code.STATE):
         writer.write(b"")
     writer.begin()
-    with pytest.raises(DimeStateError):
+    with raises_dime(Code.STATE):
         writer.begin()
     assert writer.end() == b""
-    with pytest.raises(DimeStateError):
+    with raises_dime(Code.STATE):
         writer.write(b"")
-    with pytest.raises(DimeStateError):
+    with raises_dime(Code.STATE):
         writer.end()
 
 
@@ -163,7 +161,7 @@ def test_call_order_is_enforced() -> None:
 )
 def test_bad_arguments(kwargs: dict[str, object]) -> None:
     arguments: dict[str, object] = {"payload_length": 1} | kwargs
-    with pytest.raises(DimeConfigurationError):
+    with raises_dime(Code.CONFIGURATION):
         DimeMessageWriter(b"<e/>", **arguments)  # type: ignore[arg-type]
 
 

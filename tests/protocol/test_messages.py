@@ -126,10 +126,44 @@ def _body(inner: str) -> etree._Element:
 def test_reads_axis_wrapped_style_with_default_namespace_and_xsi_types() -> None:
     body = _body(
         f'<recogerFichero xmlns="{CP_NAMESPACE}">\n'
-        f'  <nombreFichero xsi:type="xsd:string">  {NAME}\n  </nombreFichero>\n'
+        f'  <nombreFichero xsi:type="xsd:string">{NAME}</nombreFichero>\n'
         "</recogerFichero>"
     )
     assert RecogerFichero.from_xml(body) == RecogerFichero(NAME)
+
+
+@pytest.mark.parametrize(
+    "padded", [f"{NAME} ", f" {NAME}", f"\u00a0{NAME}", f"{NAME}\u3000", f"\n{NAME}\n"]
+)
+def test_a_name_is_read_exactly_as_sent_never_trimmed(padded: str) -> None:
+    # xs:string: a padded name is another name (refused later by the name
+    # rules), never an alias of NAME (issue 13, findings 5 and 6).
+    body = _body(
+        f'<recogerFichero xmlns="{CP_NAMESPACE}">'
+        f"<nombreFichero>{padded}</nombreFichero></recogerFichero>"
+    )
+    assert RecogerFichero.from_xml(body).nombre_fichero == padded
+
+
+@pytest.mark.parametrize("code", ["\u00a00", "0\u00a0", "\u30000", "\u0660", "1_0", "0x0", ""])
+def test_a_code_follows_the_xs_integer_rule(code: str) -> None:
+    body = _body(
+        f'<confirmacionRecepcionFichero xmlns="{CP_NAMESPACE}">'
+        f"<nombreFichero>{NAME}</nombreFichero>"
+        f"<codConfirmacion>{code}</codConfirmacion></confirmacionRecepcionFichero>"
+    )
+    with pytest.raises(MessageError):
+        ConfirmacionRecepcionFichero.from_xml(body)
+
+
+@pytest.mark.parametrize("code", [" 0", "0\n", "\t+0\r\n"])
+def test_a_code_may_carry_xml_white_space(code: str) -> None:
+    body = _body(
+        f'<confirmacionRecepcionFichero xmlns="{CP_NAMESPACE}">'
+        f"<nombreFichero>{NAME}</nombreFichero>"
+        f"<codConfirmacion>{code}</codConfirmacion></confirmacionRecepcionFichero>"
+    )
+    assert ConfirmacionRecepcionFichero.from_xml(body).cod_confirmacion == 0
 
 
 def test_reads_bare_parameters_without_wrapper_or_namespace() -> None:

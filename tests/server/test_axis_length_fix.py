@@ -1,8 +1,9 @@
 """The Axis 1.x DIME Content-Length tolerance, through the real server and on its own.
 
 End to end (real app, mutual TLS, raw sockets so that we control the bytes):
-keep-alive requests after a re-framed body, a never-ending body cut with a
-clear fault, a quiet client that gets its fault after the grace time.
+an Axis HTTP/1.0 upload and a keep-alive request after a re-framed body are
+served, a never-ending body is cut with a clear fault, a quiet client gets its
+fault after the grace time; aiohttp still has the hook the runner overrides.
 Then :class:`AxisTolerantProtocol` alone, over a fake transport, for what
 the network cannot show deterministically (flow control, EOF).
 """
@@ -12,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import inspect
 import logging
 import os
 import ssl
 import time
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from concentrador.protocol.dime import HEADER_SIZE, RecordHeader, TypeFormat, encode_message
 from concentrador.protocol.messages import (
@@ -28,8 +32,7 @@ from concentrador.protocol.messages import (
 )
 from concentrador.protocol.soap import build_envelope, parse_envelope
 from concentrador.server.axis.reframer import DECLARED_LENGTH_HEADER
-from concentrador.server.axis.runner import AxisTolerantProtocol
-from concentrador.server.body import AXIS_CONTENT_LENGTH_MESSAGE
+from concentrador.server.axis.runner import AxisTolerantAppRunner, AxisTolerantProtocol
 from concentrador.spool.layout import SpoolState
 from tests.server.conftest import Node, client_context
 
@@ -152,23 +155,39 @@ async def test_quiet_client_gets_its_fault_after_the_grace_time(start_server, pk
     assert 0.25 <= waited < 5
 
 
-async def test_without_the_adapter_the_fault_names_the_bug_and_its_fix(start_server, pki) -> None:
-    # A plain AppRunner (or a proxy forwarding Content-Length bodies) ends the
-    # body at Content-Length: the old diagnosis must still name the bug.
-    node = await start_server(tolerate_axis=False)
-    message, declared = upload(os.urandom(300_000))
+async def test_axis_http10_upload_goes_through_the_reframer(node: Node, pki, caplog) -> None:
+    # Axis's default: HTTP/1.0, Content-Length 48 bytes short, every byte sent.
+    data = os.urandom(300_000)
+    message, declared = upload(data)
     reader, writer = await connect(node, pki)
     try:
-        writer.write(post_head(declared) + message)
-        await writer.drain()
-        status, body = await read_response(reader)
+        with caplog.at_level(logging.WARNING, logger="concentrador.server.axis.runner"):
+            writer.write(post_head(declared) + message)
+            await writer.drain()
+            status, body = await read_response(reader)
     finally:
         close(writer)
-    assert b" 500 " in status
-    fault = parse_envelope(body).fault
-    assert fault.is_client
-    assert fault.string.startswith(AXIS_CONTENT_LENGTH_MESSAGE)
-    assert "(the body ended 48 bytes short of its last DIME record)" in fault.string
+    assert b" 200 " in status
+    assert EnviarFicheroResponse.from_xml(parse_envelope(body).first_body_element).codigo == 0
+    assert (node.folder("CREC", SpoolState.INBOX) / NAME).read_bytes() == data
+    tolerated = [r.message for r in caplog.records if "tolerated the Axis 1.x" in r.message]
+    assert tolerated and f"Content-Length {declared}, DIME message {len(message)}" in tolerated[0]
+
+
+def test_aiohttp_still_has_the_make_server_hook_we_override() -> None:
+    """``AxisTolerantAppRunner`` overrides aiohttp's private ``_make_server``.
+
+    If an aiohttp upgrade renames it or changes its shape, the runner would
+    silently serve without the reframer: fail here instead (and see the
+    aiohttp pin in pyproject.toml).
+    """
+    for base in (web.BaseRunner, web.AppRunner):
+        hook = base.__dict__.get("_make_server")
+        assert hook is not None, f"aiohttp {aiohttp.__version__}: {base.__name__}._make_server gone"
+        assert inspect.iscoroutinefunction(hook)
+        assert list(inspect.signature(hook).parameters) == ["self"]
+    assert "self._server = await self._make_server()" in inspect.getsource(web.BaseRunner.setup)
+    assert AxisTolerantAppRunner._make_server is not web.AppRunner._make_server
 
 
 async def test_forged_declared_length_header_only_words_the_fault(node: Node, pki) -> None:

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
+from concentrador.protocol import ListedFile, listable_name, listing_envelope
 from concentrador.protocol.filetypes import REAL_TYPE_IDS
 from concentrador.protocol.messages import (
     DatosFichero,
@@ -20,7 +21,6 @@ from concentrador.protocol.messages import (
     TipoFichero,
 )
 from concentrador.protocol.soap import SOAP11, SOAP12, build_envelope
-from concentrador.server.operations.informacion import ListedFile, listing_envelope
 from concentrador.spool.ledger import PublishedEntry
 from tests.server.conftest import FROZEN_NOW, Node, soap_call
 
@@ -172,3 +172,11 @@ def test_tod_twice_is_fine_and_empty_request_is_empty(wanted) -> None:
     body = listing_envelope(InformacionDisponible(wanted), [], SOAP11)
     expected = len(REAL_TYPE_IDS) if wanted else 0
     assert body.count(b"<cp:TipoFichero ") == expected
+
+
+def test_a_name_xml_cannot_carry_is_left_out() -> None:
+    files = [ListedFile("bad\x01name.bz2", "CUR", 10), ListedFile("F1_ok.bz2", "CUR", 2048)]
+    body = listing_envelope(InformacionDisponible(("CUR",)), files, SOAP11)
+    assert b"bad" not in body
+    assert b'<cp:DatosFichero nombre="F1_ok.bz2" longitud="2"/>' in body
+    assert [listable_name(f.name) for f in files] == [False, True]

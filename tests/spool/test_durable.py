@@ -1,18 +1,25 @@
 import errno
 import hashlib
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from concentrador.protocol.names import MAX_NAME_BYTES, is_valid_peer_filename
 from concentrador.spool import durable
 from concentrador.spool.durable import (
     DurableWriter,
     StorageError,
     durable_move,
     fsync_dir,
+    move_aside,
+    move_with_reason,
     write_file_durably,
 )
+from concentrador.spool.layout import PeerSpool, SpoolState
 
 
 @pytest.fixture
@@ -200,3 +207,58 @@ def test_fsync_dir_and_write_file_durably(dirs: tuple[Path, Path]) -> None:
     path = write_file_durably(work, dest / "F.reason", b"why\n")
     assert path.read_bytes() == b"why\n"
     assert list(work.iterdir()) == []
+
+
+LONG_NAMES = st.builds(
+    lambda length, tail: "F" * length + tail,
+    st.integers(min_value=1, max_value=252),
+    st.text(
+        st.characters(codec="utf-8", exclude_categories=("Cc", "Cf", "Cs", "Zl", "Zp", "Zs")),
+        max_size=3,
+    ),
+).filter(is_valid_peer_filename)
+
+
+@given(name=LONG_NAMES)
+def test_move_aside_stamped_keeps_every_valid_name_movable(name: str, tmp_path_factory) -> None:
+    base = tmp_path_factory.mktemp("aside")
+    source_dir, archive = base / "src", base / "archive"
+    source_dir.mkdir()
+    archive.mkdir()
+    source = source_dir / name
+    source.write_bytes(b"kept")
+    now = datetime(2024, 1, 31, 23, 59, 59, 123456, tzinfo=UTC)
+    first = move_aside(source, archive, stamp=True, now=now)
+    source.write_bytes(b"kept too")
+    second = move_aside(source, archive, stamp=True, now=now)  # same stamp: counter
+    assert first != second
+    assert sorted(p.read_bytes() for p in archive.iterdir()) == [b"kept", b"kept too"]
+    for path in (first, second):
+        assert len(os.fsencode(path.name)) <= MAX_NAME_BYTES
+        assert path.name.startswith(name[:10])
+        path.name.encode("utf-8")  # a UTF-8 name stays UTF-8 (cut between characters)
+
+
+def test_escalating_a_long_block_name_keeps_both_files_within_name_limits(
+    peer: PeerSpool,
+) -> None:
+    name = "F1_" + "b" * 246 + ".1_2"  # 253 bytes: valid, but NAME.reason is not
+    assert is_valid_peer_filename(name)
+    src = peer.dir(SpoolState.PARTIAL) / name
+    src.write_bytes(b"block")
+    failed = peer.dir(SpoolState.FAILED)
+    moved = move_with_reason(src, failed, peer.work_dir, "does not rebuild")
+    assert moved.read_bytes() == b"block" and not src.exists()
+    reason = failed / f"{moved.name}.reason"
+    assert len(os.fsencode(reason.name)) <= MAX_NAME_BYTES
+    assert name in reason.read_text()  # the operator still learns the real name
+
+
+def test_escalation_never_overwrites_an_earlier_reason(peer: PeerSpool) -> None:
+    failed = peer.dir(SpoolState.FAILED)
+    (failed / "X.bz2.reason").write_text("earlier escalation\n")
+    src = peer.dir(SpoolState.SENDING) / "X.bz2"
+    src.write_bytes(b"x")
+    moved = move_with_reason(src, failed, peer.work_dir, "refused")
+    assert (failed / "X.bz2.reason").read_text() == "earlier escalation\n"
+    assert (failed / f"{moved.name}.reason").read_text().startswith("refused")

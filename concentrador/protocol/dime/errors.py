@@ -1,69 +1,80 @@
-"""Errors of the DIME codec.
+"""Errors of the DIME codec: a few classes, each instance naming the rule broken.
 
-Every violation a peer can commit has its own class, so the adapters (and
-the tests) can tell "the peer sent 9 MiB" from "the peer's framing is
-broken" without parsing messages. All of them derive from
-:class:`DimeError`, itself a :class:`~concentrador.protocol.errors.ProtocolError`.
+The class says *who* is at fault and what an adapter does about it:
+
+- :class:`DimeFormatError`: the peer's bytes break draft-nielsen-dime-02
+  (its subclass :class:`DimeTruncatedError`: they end too early, which a
+  client reading an answer takes for a dropped connection);
+- :class:`DimeLimitError`: well-formed, but more than a
+  :class:`~concentrador.protocol.dime.DimeLimits` accepts;
+- :class:`DimeUsageError`: our own code called the codec wrongly.
+
+``error.code`` (a :class:`DimeErrorCode`) says which rule, so adapters and
+tests tell "the peer sent 9 MiB" from "the peer's padding is not zero" without
+parsing messages. All derive from :class:`DimeError`, itself a
+:class:`~concentrador.protocol.errors.ProtocolError`.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from concentrador.protocol.errors import ProtocolError
+
+__all__ = [
+    "DimeError",
+    "DimeErrorCode",
+    "DimeFormatError",
+    "DimeLimitError",
+    "DimeTruncatedError",
+    "DimeUsageError",
+]
+
+
+class DimeErrorCode(StrEnum):
+    """The rule a DIME error is about (stable: tests and logs may rely on it)."""
+
+    # DimeFormatError: the peer's bytes break draft-nielsen-dime-02.
+    VERSION = "version"  # VERSION is not 1
+    RESERVED_BITS = "reserved-bits"  # the reserved nibble is not zero
+    MESSAGE_BEGIN = "message-begin"  # MB missing on the first record, or set on a later one
+    MISSING_MESSAGE_END = "missing-message-end"  # input ended after a record without ME
+    TRAILING_DATA = "trailing-data"  # a non-zero byte after the ME record
+    TYPE_FORMAT = "type-format"  # TYPE_T unknown, or not fitting the record or its TYPE
+    CHUNK = "chunk"  # a broken CF chain (fields on a continuation, ME with CF)
+    PADDING = "padding"  # a non-zero padding byte
+    FIELD = "field"  # TYPE or ID is not UTF-8 text
+    TRUNCATED = "truncated"  # input ended inside a header, field, payload or chunk chain
+    # DimeLimitError: more than a DimeLimits accepts.
+    ENVELOPE_TOO_LARGE = "envelope-too-large"  # logical record 0 over max_envelope
+    ATTACHMENT_TOO_LARGE = "attachment-too-large"  # a later record over max_attachment
+    TYPE_TOO_LONG = "type-too-long"  # TYPE_LENGTH over max_type_length
+    ID_TOO_LONG = "id-too-long"  # ID_LENGTH over max_id_length
+    OPTIONS_TOO_LONG = "options-too-long"  # OPTIONS_LENGTH over max_options_length
+    TOO_MANY_RECORDS = "too-many-records"  # physical records over max_records
+    # DimeUsageError: a bug in the caller, not the peer.
+    CONFIGURATION = "configuration"  # an argument (limit, length, chunk size, field) out of range
+    STATE = "state"  # a method called in the wrong state
+    PAYLOAD_LENGTH = "payload-length"  # the writer got more or fewer bytes than announced
 
 
 class DimeError(ProtocolError):
-    """Base class of every error raised by the DIME codec."""
+    """Base class of every error raised by the DIME codec; ``code`` names the rule."""
+
+    def __init__(self, code: DimeErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
-# --- framing errors: the peer's bytes break draft-nielsen-dime-02 -----------
-
-
-class DimeFramingError(DimeError):
+class DimeFormatError(DimeError):
     """The byte stream is not a well-formed DIME message."""
 
 
-class DimeVersionError(DimeFramingError):
-    """A record header carries a VERSION other than 1."""
-
-
-class DimeReservedBitsError(DimeFramingError):
-    """The reserved low nibble of a record header's second byte is not zero."""
-
-
-class DimeMessageBeginError(DimeFramingError):
-    """MB is missing on the first record, or set on a later one."""
-
-
-class DimeMissingMessageEndError(DimeFramingError):
-    """The input ended after a complete record that did not carry ME."""
-
-
-class DimeTrailingDataError(DimeFramingError):
-    """A non-zero byte follows the record that carried ME."""
-
-
-class DimeTypeFormatError(DimeFramingError):
-    """TYPE_T is unknown, or does not fit the record's position or TYPE."""
-
-
-class DimeChunkError(DimeFramingError):
-    """The CF (chunk) chain is broken: a continuation chunk carries a TYPE_T,
-    TYPE or ID, or ME is set on a record that announces a continuation."""
-
-
-class DimePaddingError(DimeFramingError):
-    """A padding byte (between a field and the next 4-byte boundary) is not zero."""
-
-
-class DimeFieldError(DimeFramingError):
-    """The TYPE or ID field is not valid UTF-8 text."""
-
-
-class DimeTruncatedError(DimeFramingError):
+class DimeTruncatedError(DimeFormatError):
     """The input ended in the middle of a header, a field, a payload or a chunk chain."""
 
-
-# --- limit errors: well-formed, but more than we agreed to accept -----------
+    def __init__(self, message: str) -> None:
+        super().__init__(DimeErrorCode.TRUNCATED, message)
 
 
 class DimeLimitError(DimeError):
@@ -73,51 +84,14 @@ class DimeLimitError(DimeError):
     allocated for the field it describes.
     """
 
-    def __init__(self, limit_name: str, value: int, limit: int, where: str, what: str) -> None:
+    def __init__(
+        self, code: DimeErrorCode, limit_name: str, value: int, limit: int, where: str, what: str
+    ) -> None:
+        super().__init__(code, f"DIME {where}: {what} {value} exceeds {limit_name}={limit}")
         self.limit_name = limit_name
         self.value = value
         self.limit = limit
-        super().__init__(f"DIME {where}: {what} {value} exceeds {limit_name}={limit}")
 
 
-class DimeEnvelopeTooLargeError(DimeLimitError):
-    """Logical record 0 (the SOAP envelope) is larger than ``max_envelope``."""
-
-
-class DimeAttachmentTooLargeError(DimeLimitError):
-    """A logical record after the first is larger than ``max_attachment``."""
-
-
-class DimeTypeTooLongError(DimeLimitError):
-    """TYPE_LENGTH is larger than ``max_type_length``."""
-
-
-class DimeIdTooLongError(DimeLimitError):
-    """ID_LENGTH is larger than ``max_id_length``."""
-
-
-class DimeOptionsTooLongError(DimeLimitError):
-    """OPTIONS_LENGTH is larger than ``max_options_length``."""
-
-
-class DimeTooManyRecordsError(DimeLimitError):
-    """The message has more physical records (chunks included) than ``max_records``."""
-
-
-# --- local misuse: our own code called the codec wrongly -------------------
-
-
-class DimeUsageError(DimeError):
+class DimeUsageError(DimeError, ValueError):
     """The codec was used against its contract (a bug in the caller, not the peer)."""
-
-
-class DimeConfigurationError(DimeUsageError, ValueError):
-    """An argument (a limit, a length, a chunk size, a TYPE or ID) is out of range."""
-
-
-class DimeStateError(DimeUsageError):
-    """A method was called in the wrong state (data after end of input, write before begin)."""
-
-
-class DimePayloadLengthError(DimeUsageError):
-    """The writer received more or fewer payload bytes than it announced."""

@@ -15,14 +15,10 @@ hostile stream of tiny records cannot keep it walking.
 
 from __future__ import annotations
 
-from concentrador.protocol.dime import (
-    HEADER_SIZE,
-    BytesLike,
-    DimeError,
-    DimeLimits,
-    DimeTooManyRecordsError,
-    RecordHeader,
-)
+from concentrador.protocol.dime.errors import DimeError, DimeErrorCode, DimeLimitError
+from concentrador.protocol.dime.events import BytesLike
+from concentrador.protocol.dime.header import HEADER_SIZE, RecordHeader
+from concentrador.protocol.dime.limits import DimeLimits
 
 __all__ = ["DimeExtentTracker"]
 
@@ -88,7 +84,8 @@ class DimeExtentTracker:
                 if not self._header:
                     if self.records >= self._max_records:
                         self._fail(position)
-                        raise DimeTooManyRecordsError(
+                        raise DimeLimitError(
+                            DimeErrorCode.TOO_MANY_RECORDS,
                             "max_records",
                             self.records + 1,
                             self._max_records,

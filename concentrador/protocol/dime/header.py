@@ -24,10 +24,9 @@ import struct
 from dataclasses import dataclass
 
 from concentrador.protocol.dime.errors import (
-    DimeConfigurationError,
-    DimeReservedBitsError,
-    DimeTypeFormatError,
-    DimeVersionError,
+    DimeErrorCode,
+    DimeFormatError,
+    DimeUsageError,
 )
 
 HEADER_SIZE = 12
@@ -94,7 +93,7 @@ class RecordHeader:
         return HEADER_SIZE + self.fields_length + padded_length(self.data_length)
 
     def encode(self) -> bytes:
-        """The 12 header bytes. Raises :class:`DimeConfigurationError` on lengths
+        """The 12 header bytes. Raises :class:`DimeUsageError` on lengths
         that do not fit their fields (a caller bug, never peer input)."""
         for name, value, maximum in (
             ("OPTIONS_LENGTH", self.options_length, MAX_FIELD_LENGTH),
@@ -103,7 +102,9 @@ class RecordHeader:
             ("DATA_LENGTH", self.data_length, MAX_DATA_LENGTH),
         ):
             if not 0 <= value <= maximum:
-                raise DimeConfigurationError(f"DIME {name} {value} is outside 0..{maximum}")
+                raise DimeUsageError(
+                    DimeErrorCode.CONFIGURATION, f"DIME {name} {value} is outside 0..{maximum}"
+                )
         flags = (
             (_FLAG_MB if self.message_begin else 0)
             | (_FLAG_ME if self.message_end else 0)
@@ -123,30 +124,36 @@ class RecordHeader:
         """Decode 12 bytes. ``offset`` (the header's position in the message)
         only goes into error messages.
 
-        Raises :class:`DimeVersionError`, :class:`DimeReservedBitsError` or
-        :class:`DimeTypeFormatError` (TYPE_T above 0x04).
+        Raises :class:`DimeFormatError` (``VERSION``, ``RESERVED_BITS``, or
+        ``TYPE_FORMAT`` for a TYPE_T above 0x04).
         """
         if len(data) != HEADER_SIZE:
-            raise DimeConfigurationError(f"a DIME header is {HEADER_SIZE} bytes, got {len(data)}")
+            raise DimeUsageError(
+                DimeErrorCode.CONFIGURATION,
+                f"a DIME header is {HEADER_SIZE} bytes, got {len(data)}",
+            )
         byte0, byte1, options_length, id_length, type_length, data_length = _STRUCT.unpack(data)
         version = byte0 >> 3
         if version != DIME_VERSION:
-            raise DimeVersionError(
+            raise DimeFormatError(
+                DimeErrorCode.VERSION,
                 f"DIME record header at byte {offset}: VERSION is {version}, expected 1 "
-                f"(first byte 0x{byte0:02x})"
+                f"(first byte 0x{byte0:02x})",
             )
         if byte1 & 0x0F:
-            raise DimeReservedBitsError(
+            raise DimeFormatError(
+                DimeErrorCode.RESERVED_BITS,
                 f"DIME record header at byte {offset}: reserved bits are 0x{byte1 & 0x0F:x}, "
-                "must be 0"
+                "must be 0",
             )
         raw_type_format = byte1 >> 4
         try:
             type_format = TypeFormat(raw_type_format)
         except ValueError:
-            raise DimeTypeFormatError(
+            raise DimeFormatError(
+                DimeErrorCode.TYPE_FORMAT,
                 f"DIME record header at byte {offset}: TYPE_T 0x{raw_type_format:02x} "
-                "is not defined (0x00..0x04)"
+                "is not defined (0x00..0x04)",
             ) from None
         return cls(
             message_begin=bool(byte0 & _FLAG_MB),

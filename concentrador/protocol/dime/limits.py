@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from concentrador.protocol.dime.errors import DimeConfigurationError
+from concentrador.protocol.dime.errors import (
+    DimeErrorCode,
+    DimeUsageError,
+)
 from concentrador.protocol.dime.header import MAX_FIELD_LENGTH
-
-MIB = 1024 * 1024
+from concentrador.protocol.wire import DEFAULT_MAX_ENVELOPE, MIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +36,7 @@ class DimeLimits:
       make us spend per payload byte).
     """
 
-    max_envelope: int = 1 * MIB
+    max_envelope: int = DEFAULT_MAX_ENVELOPE
     max_attachment: int = 8 * MIB
     max_type_length: int = 256
     max_id_length: int = 256
@@ -46,16 +48,20 @@ class DimeLimits:
             value = getattr(self, field.name)
             # bool is an int subclass; True as a limit is surely a mistake.
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise DimeConfigurationError(
-                    f"DimeLimits.{field.name} must be a non-negative int, got {value!r}"
+                raise DimeUsageError(
+                    DimeErrorCode.CONFIGURATION,
+                    f"DimeLimits.{field.name} must be a non-negative int, got {value!r}",
                 )
         for name in ("max_type_length", "max_id_length", "max_options_length"):
             if getattr(self, name) > MAX_FIELD_LENGTH:
-                raise DimeConfigurationError(
-                    f"DimeLimits.{name} cannot exceed the 16-bit field maximum {MAX_FIELD_LENGTH}"
+                raise DimeUsageError(
+                    DimeErrorCode.CONFIGURATION,
+                    f"DimeLimits.{name} cannot exceed the 16-bit field maximum {MAX_FIELD_LENGTH}",
                 )
         if self.max_records < 1:
-            raise DimeConfigurationError("DimeLimits.max_records must be at least 1")
+            raise DimeUsageError(
+                DimeErrorCode.CONFIGURATION, "DimeLimits.max_records must be at least 1"
+            )
 
 
 # The frozen default instance, shared as a default argument.

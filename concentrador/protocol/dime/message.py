@@ -6,7 +6,10 @@ record's payload into one ``bytes``, so use it only on bounded input.
 
 from __future__ import annotations
 
-from concentrador.protocol.dime.errors import DimeStateError
+from concentrador.protocol.dime.errors import (
+    DimeErrorCode,
+    DimeUsageError,
+)
 from concentrador.protocol.dime.events import (
     BytesLike,
     DimeRecord,
@@ -45,4 +48,6 @@ def read_message(data: BytesLike, limits: DimeLimits = DEFAULT_LIMITS) -> list[D
             reader.next_event()  # checks the trailing bytes
             return records
         else:  # pragma: no cover - after end of input the reader raises instead
-            raise DimeStateError("DIME reader asked for data after end of input")
+            raise DimeUsageError(
+                DimeErrorCode.STATE, "DIME reader asked for data after end of input"
+            )

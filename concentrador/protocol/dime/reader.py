@@ -24,9 +24,10 @@ input is copied once on entry, so a caller may reuse its receive buffer.
 
 Trailing bytes: after the ME record only zero bytes may follow (they are
 read as padding and dropped; some stacks pad the HTTP body). The first
-non-zero byte raises :class:`DimeTrailingDataError` naming its offset. A
+non-zero byte raises a :class:`DimeFormatError` (``TRAILING_DATA``) naming its
+offset. A
 complete record without ME followed by end of input raises
-:class:`DimeMissingMessageEndError`; anything cut short raises
+:class:`DimeFormatError` (``MISSING_MESSAGE_END``); anything cut short raises
 :class:`DimeTruncatedError`.
 """
 
@@ -36,22 +37,12 @@ import enum
 
 from concentrador.protocol.dime.buffer import FeedBuffer
 from concentrador.protocol.dime.errors import (
-    DimeAttachmentTooLargeError,
-    DimeChunkError,
-    DimeEnvelopeTooLargeError,
     DimeError,
-    DimeFieldError,
-    DimeIdTooLongError,
-    DimeMessageBeginError,
-    DimeMissingMessageEndError,
-    DimeOptionsTooLongError,
-    DimePaddingError,
-    DimeStateError,
-    DimeTooManyRecordsError,
-    DimeTrailingDataError,
+    DimeErrorCode,
+    DimeFormatError,
+    DimeLimitError,
     DimeTruncatedError,
-    DimeTypeFormatError,
-    DimeTypeTooLongError,
+    DimeUsageError,
 )
 from concentrador.protocol.dime.events import (
     NEED_DATA,
@@ -108,7 +99,7 @@ class DimeReader:
             self._eof = True
             return
         if self._eof:
-            raise DimeStateError("DIME reader: data fed after end of input")
+            raise DimeUsageError(DimeErrorCode.STATE, "DIME reader: data fed after end of input")
         if not isinstance(data, bytes):
             # Our slices must not change under the consumer's feet, and a
             # bytearray with a live export cannot be resized by its owner.
@@ -125,9 +116,9 @@ class DimeReader:
     def next_event(self) -> DimeEvent | _NeedData:
         """The next event, or :data:`NEED_DATA`. Raises a ``DimeError`` subclass
         on any violation (see ``errors.py``); after that the reader is dead and
-        every later call raises :class:`DimeStateError`."""
+        every later call raises :class:`DimeUsageError` (``STATE``)."""
         if self._failed is not None:
-            raise DimeStateError(f"DIME reader already failed: {self._failed}")
+            raise DimeUsageError(DimeErrorCode.STATE, f"DIME reader already failed: {self._failed}")
         try:
             return self._next_event()
         except DimeError as error:
@@ -155,9 +146,9 @@ class DimeReader:
                 if event is not None:
                     return event
             elif state is _State.PADDING:
-                event = self._read_data_padding()
-                if event is not None:
-                    return event
+                record_end = self._read_data_padding()
+                if record_end is not None:
+                    return record_end
             elif state is _State.MESSAGE_END:
                 self._state = _State.DONE
                 return MessageEnd()
@@ -173,20 +164,31 @@ class DimeReader:
         where = f"record header at byte {offset}"
         limits = self._limits
         if self._physical_count >= limits.max_records:
-            raise DimeTooManyRecordsError(
-                "max_records", self._physical_count + 1, limits.max_records, where, "record count"
+            raise DimeLimitError(
+                DimeErrorCode.TOO_MANY_RECORDS,
+                "max_records",
+                self._physical_count + 1,
+                limits.max_records,
+                where,
+                "record count",
             )
         first = self._physical_count == 0
         if first and not header.message_begin:
-            raise DimeMessageBeginError(f"DIME {where}: the first record lacks the MB flag")
+            raise DimeFormatError(
+                DimeErrorCode.MESSAGE_BEGIN, f"DIME {where}: the first record lacks the MB flag"
+            )
         if not first and header.message_begin:
-            raise DimeMessageBeginError(
-                f"DIME {where}: MB set on record {self._physical_count} (only the first may)"
+            raise DimeFormatError(
+                DimeErrorCode.MESSAGE_BEGIN,
+                f"DIME {where}: MB set on record {self._physical_count} (only the first may)",
             )
         if header.message_end and header.chunked:
-            raise DimeChunkError(f"DIME {where}: ME set on a record whose CF announces a chunk")
+            raise DimeFormatError(
+                DimeErrorCode.CHUNK, f"DIME {where}: ME set on a record whose CF announces a chunk"
+            )
         if header.options_length > limits.max_options_length:
-            raise DimeOptionsTooLongError(
+            raise DimeLimitError(
+                DimeErrorCode.OPTIONS_TOO_LONG,
                 "max_options_length",
                 header.options_length,
                 limits.max_options_length,
@@ -194,12 +196,22 @@ class DimeReader:
                 "OPTIONS_LENGTH",
             )
         if header.id_length > limits.max_id_length:
-            raise DimeIdTooLongError(
-                "max_id_length", header.id_length, limits.max_id_length, where, "ID_LENGTH"
+            raise DimeLimitError(
+                DimeErrorCode.ID_TOO_LONG,
+                "max_id_length",
+                header.id_length,
+                limits.max_id_length,
+                where,
+                "ID_LENGTH",
             )
         if header.type_length > limits.max_type_length:
-            raise DimeTypeTooLongError(
-                "max_type_length", header.type_length, limits.max_type_length, where, "TYPE_LENGTH"
+            raise DimeLimitError(
+                DimeErrorCode.TYPE_TOO_LONG,
+                "max_type_length",
+                header.type_length,
+                limits.max_type_length,
+                where,
+                "TYPE_LENGTH",
             )
         if self._continuing:
             self._check_continuation(header, where)
@@ -209,8 +221,10 @@ class DimeReader:
             self._logical_length = 0
             self._logical_format = header.type_format
         if self._logical_format is TypeFormat.NONE and header.data_length:
-            raise DimeTypeFormatError(
-                f"DIME {where}: TYPE_T 0x04 (none) with DATA_LENGTH {header.data_length}, must be 0"
+            raise DimeFormatError(
+                DimeErrorCode.TYPE_FORMAT,
+                f"DIME {where}: TYPE_T 0x04 (none) with DATA_LENGTH "
+                f"{header.data_length}, must be 0",
             )
         self._check_payload_size(self._logical_length + header.data_length, where)
         self._physical_count += 1
@@ -221,37 +235,43 @@ class DimeReader:
     def _check_first_chunk(self, header: RecordHeader, where: str) -> None:
         type_format = header.type_format
         if type_format is TypeFormat.UNCHANGED:
-            raise DimeTypeFormatError(
-                f"DIME {where}: TYPE_T 0x00 (unchanged) on a record that continues no chunk"
+            raise DimeFormatError(
+                DimeErrorCode.TYPE_FORMAT,
+                f"DIME {where}: TYPE_T 0x00 (unchanged) on a record that continues no chunk",
             )
         if type_format in (TypeFormat.UNKNOWN, TypeFormat.NONE) and header.type_length:
-            raise DimeTypeFormatError(
+            raise DimeFormatError(
+                DimeErrorCode.TYPE_FORMAT,
                 f"DIME {where}: TYPE_T 0x{type_format:02x} with TYPE_LENGTH "
-                f"{header.type_length}, must be 0"
+                f"{header.type_length}, must be 0",
             )
         if type_format in (TypeFormat.MEDIA_TYPE, TypeFormat.ABSOLUTE_URI) and not (
             header.type_length
         ):
-            raise DimeTypeFormatError(
-                f"DIME {where}: TYPE_T 0x{type_format:02x} needs a TYPE, TYPE_LENGTH is 0"
+            raise DimeFormatError(
+                DimeErrorCode.TYPE_FORMAT,
+                f"DIME {where}: TYPE_T 0x{type_format:02x} needs a TYPE, TYPE_LENGTH is 0",
             )
 
     def _check_continuation(self, header: RecordHeader, where: str) -> None:
         if header.type_format is not TypeFormat.UNCHANGED:
-            raise DimeChunkError(
+            raise DimeFormatError(
+                DimeErrorCode.CHUNK,
                 f"DIME {where}: continuation chunk of record {self._logical_index} has "
-                f"TYPE_T 0x{header.type_format:02x}, must be 0x00"
+                f"TYPE_T 0x{header.type_format:02x}, must be 0x00",
             )
         if header.type_length or header.id_length:
-            raise DimeChunkError(
+            raise DimeFormatError(
+                DimeErrorCode.CHUNK,
                 f"DIME {where}: continuation chunk of record {self._logical_index} has "
-                f"TYPE_LENGTH {header.type_length} / ID_LENGTH {header.id_length}, must be 0"
+                f"TYPE_LENGTH {header.type_length} / ID_LENGTH {header.id_length}, must be 0",
             )
 
     def _check_payload_size(self, total: int, where: str) -> None:
         if self._logical_index == 0:
             if total > self._limits.max_envelope:
-                raise DimeEnvelopeTooLargeError(
+                raise DimeLimitError(
+                    DimeErrorCode.ENVELOPE_TOO_LARGE,
                     "max_envelope",
                     total,
                     self._limits.max_envelope,
@@ -259,7 +279,8 @@ class DimeReader:
                     "envelope (record 0) size",
                 )
         elif total > self._limits.max_attachment:
-            raise DimeAttachmentTooLargeError(
+            raise DimeLimitError(
+                DimeErrorCode.ATTACHMENT_TOO_LARGE,
                 "max_attachment",
                 total,
                 self._limits.max_attachment,
@@ -298,8 +319,9 @@ class DimeReader:
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise DimeFieldError(
-                f"DIME record at byte {self._header_offset}: {name} is not valid UTF-8"
+            raise DimeFormatError(
+                DimeErrorCode.FIELD,
+                f"DIME record at byte {self._header_offset}: {name} is not valid UTF-8",
             ) from None
 
     def _read_data_padding(self) -> RecordEnd | _NeedData | None:
@@ -318,8 +340,9 @@ class DimeReader:
 
     def _check_zero_padding(self, raw: bytes, what: str) -> None:
         if raw.count(0) != len(raw):
-            raise DimePaddingError(
-                f"DIME padding after {what}{self._header_offset} is {raw.hex()}, must be zeros"
+            raise DimeFormatError(
+                DimeErrorCode.PADDING,
+                f"DIME padding after {what}{self._header_offset} is {raw.hex()}, must be zeros",
             )
 
     # ------------------------------------------------------------ trailing
@@ -331,9 +354,10 @@ class DimeReader:
             piece = buffer.take_upto(buffer.available)
             stripped = len(piece) - len(piece.tobytes().lstrip(b"\x00"))
             if stripped < len(piece):
-                raise DimeTrailingDataError(
+                raise DimeFormatError(
+                    DimeErrorCode.TRAILING_DATA,
                     f"DIME data after the ME record: byte 0x{piece[stripped]:02x} at offset "
-                    f"{offset + stripped} (only zero padding may follow the message)"
+                    f"{offset + stripped} (only zero padding may follow the message)",
                 )
 
     # ---------------------------------------------------- end-of-input errors
@@ -357,9 +381,10 @@ class DimeReader:
                     f"DIME input ends at byte {offset} where record {self._logical_index} "
                     "announced (CF=1) a continuation chunk"
                 )
-            raise DimeMissingMessageEndError(
+            raise DimeFormatError(
+                DimeErrorCode.MISSING_MESSAGE_END,
                 f"DIME input ends at byte {offset} after record {self._logical_index}, "
-                "which does not carry the ME flag"
+                "which does not carry the ME flag",
             )
         header = self._header
         assert header is not None

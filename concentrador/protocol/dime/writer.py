@@ -23,9 +23,8 @@ import uuid
 from collections.abc import Iterable, Iterator
 
 from concentrador.protocol.dime.errors import (
-    DimeConfigurationError,
-    DimePayloadLengthError,
-    DimeStateError,
+    DimeErrorCode,
+    DimeUsageError,
 )
 from concentrador.protocol.dime.events import BytesLike
 from concentrador.protocol.dime.header import (
@@ -56,7 +55,9 @@ def _field(value: bytes) -> bytes:
 def _encode_text(name: str, value: str) -> bytes:
     raw = value.encode("utf-8")
     if len(raw) > MAX_FIELD_LENGTH:
-        raise DimeConfigurationError(f"DIME {name} is {len(raw)} bytes, over {MAX_FIELD_LENGTH}")
+        raise DimeUsageError(
+            DimeErrorCode.CONFIGURATION, f"DIME {name} is {len(raw)} bytes, over {MAX_FIELD_LENGTH}"
+        )
     return raw
 
 
@@ -76,20 +77,27 @@ class DimeMessageWriter:
         chunk_size: int | None = None,
     ) -> None:
         if len(envelope) > MAX_DATA_LENGTH:
-            raise DimeConfigurationError(f"DIME envelope of {len(envelope)} bytes is too large")
+            raise DimeUsageError(
+                DimeErrorCode.CONFIGURATION, f"DIME envelope of {len(envelope)} bytes is too large"
+            )
         if payload_length < 0:
-            raise DimeConfigurationError(f"DIME payload length {payload_length} is negative")
+            raise DimeUsageError(
+                DimeErrorCode.CONFIGURATION, f"DIME payload length {payload_length} is negative"
+            )
         if chunk_size is not None and not 1 <= chunk_size <= MAX_DATA_LENGTH:
-            raise DimeConfigurationError(f"DIME chunk size {chunk_size} is outside 1..2**32-1")
+            raise DimeUsageError(
+                DimeErrorCode.CONFIGURATION, f"DIME chunk size {chunk_size} is outside 1..2**32-1"
+            )
         if chunk_size is None and payload_length > MAX_DATA_LENGTH:
-            raise DimeConfigurationError(
-                f"DIME payload of {payload_length} bytes needs a chunk_size (32-bit DATA_LENGTH)"
+            raise DimeUsageError(
+                DimeErrorCode.CONFIGURATION,
+                f"DIME payload of {payload_length} bytes needs a chunk_size (32-bit DATA_LENGTH)",
             )
         self._envelope = envelope
         self._payload_length = payload_length
         self._payload_type = _encode_text("TYPE", payload_type)
         if not self._payload_type:
-            raise DimeConfigurationError("DIME payload media type is empty")
+            raise DimeUsageError(DimeErrorCode.CONFIGURATION, "DIME payload media type is empty")
         self._envelope_id = _encode_text(
             "ID", AXIS_ENVELOPE_ID if envelope_id is None else envelope_id
         )
@@ -157,7 +165,7 @@ class DimeMessageWriter:
     def begin(self) -> bytes:
         """The envelope record and the header of the first payload record."""
         if self._state != "new":
-            raise DimeStateError("DimeMessageWriter.begin() called twice")
+            raise DimeUsageError(DimeErrorCode.STATE, "DimeMessageWriter.begin() called twice")
         self._state = "open"
         soap_type = SOAP_ENVELOPE_TYPE.encode()
         envelope_header = RecordHeader(
@@ -186,12 +194,15 @@ class DimeMessageWriter:
         """Output for the next payload piece: the piece itself, or slices of it
         with the padding and headers of chunk boundaries in between."""
         if self._state != "open":
-            raise DimeStateError(f"DimeMessageWriter.write() while {self._state}")
+            raise DimeUsageError(
+                DimeErrorCode.STATE, f"DimeMessageWriter.write() while {self._state}"
+            )
         size = len(piece)
         if self._written + size > self._payload_length:
-            raise DimePayloadLengthError(
+            raise DimeUsageError(
+                DimeErrorCode.PAYLOAD_LENGTH,
                 f"DIME payload overrun: {self._written + size} bytes written, "
-                f"{self._payload_length} announced"
+                f"{self._payload_length} announced",
             )
         self._written += size
         out: list[BytesLike] = []
@@ -216,14 +227,17 @@ class DimeMessageWriter:
         return out
 
     def end(self) -> bytes:
-        """The padding of the last record. Raises :class:`DimePayloadLengthError`
+        """The padding of the last record. Raises :class:`DimeUsageError` (``PAYLOAD_LENGTH``)
         when fewer bytes were written than announced."""
         if self._state != "open":
-            raise DimeStateError(f"DimeMessageWriter.end() while {self._state}")
+            raise DimeUsageError(
+                DimeErrorCode.STATE, f"DimeMessageWriter.end() while {self._state}"
+            )
         if self._written != self._payload_length:
-            raise DimePayloadLengthError(
+            raise DimeUsageError(
+                DimeErrorCode.PAYLOAD_LENGTH,
                 f"DIME payload underrun: {self._written} bytes written, "
-                f"{self._payload_length} announced"
+                f"{self._payload_length} announced",
             )
         self._state = "ended"
         return _pad(self._chunk_length(self._chunk_count - 1))

@@ -37,6 +37,7 @@ from concentrador.protocol.messages.informacion import (
     TodMixError,
     size_in_kb,
 )
+from concentrador.protocol.messages.listing import ListedFile, listable_name, listing_envelope
 from concentrador.protocol.messages.recoger import RecogerFichero, RecogerFicheroResponse
 from concentrador.protocol.messages.wsdl import (
     PLACEHOLDER_LOCATION,
@@ -61,6 +62,7 @@ __all__ = [
     "Fichero",
     "InformacionDisponible",
     "InformacionDisponibleResponse",
+    "ListedFile",
     "MessageError",
     "MessageSource",
     "PeticionFechaHora",
@@ -73,6 +75,8 @@ __all__ = [
     "WireMessage",
     "WsdlError",
     "format_wire_datetime",
+    "listable_name",
+    "listing_envelope",
     "load_wsdl",
     "parse_wire_datetime",
     "read_fichero",

@@ -19,7 +19,7 @@ from typing import ClassVar, Self
 from lxml import etree
 
 from concentrador.protocol.errors import ProtocolError
-from concentrador.protocol.xmlparse import local_name
+from concentrador.protocol.xmlparse import local_name, text_content, xml_trim
 
 __all__ = [
     "CP_NAMESPACE",
@@ -34,6 +34,7 @@ __all__ = [
     "parse_int",
     "scope_of",
     "text_of",
+    "token_of",
 ]
 
 CP_NAMESPACE = "http://simel.ree.es/cpcscc/2003/Mensajes"
@@ -120,13 +121,29 @@ def find_all(scope: Sequence[etree._Element], name: str) -> list[etree._Element]
 
 
 def text_of(element: etree._Element) -> str:
-    """The element's text content, whitespace-stripped (``""`` when empty)."""
-    return "".join(element.itertext()).strip()
+    """The element's text content exactly as sent (``""`` when empty).
+
+    For xs:string values such as file names: nothing is trimmed, so a name
+    with a trailing space (or U+00A0) is a different name and is refused by
+    the name rules, never silently aliased to another file.
+    """
+    return text_content(element)
+
+
+def token_of(element: etree._Element) -> str:
+    """The element's text without leading/trailing XML white space only
+    (:func:`~concentrador.protocol.xmlparse.xml_trim`), for collapsed types."""
+    return xml_trim(text_of(element))
 
 
 def parse_int(text: str, field: str) -> int:
-    """Parse a wire integer strictly, naming the field in the error."""
-    stripped = text.strip()
+    """Parse a wire integer by the xs:integer lexical rule, naming the field.
+
+    Only XML white space is trimmed (the type collapses it); the rest must be
+    an optional sign and ASCII digits: ``int()`` alone would also take
+    U+00A0-padded, ``1_000`` and non-ASCII digit strings.
+    """
+    stripped = xml_trim(text)
     if not _INT_RE.fullmatch(stripped):
         shown = stripped if len(stripped) <= 40 else stripped[:40] + "..."
         raise MessageError(f"{field} must be an integer, got {shown!r}")

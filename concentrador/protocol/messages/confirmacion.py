@@ -19,6 +19,7 @@ from concentrador.protocol.messages.common import (
     parse_int,
     scope_of,
     text_of,
+    token_of,
 )
 
 __all__ = [
@@ -65,7 +66,7 @@ class ConfirmacionRecepcionFichero(WireMessage):
         scope = scope_of(source)
         nombre = find_first(scope, "nombreFichero")
         codigo = find_first(scope, "codConfirmacion")
-        if nombre is None or not text_of(nombre):
+        if nombre is None or not token_of(nombre):
             raise MessageError("confirmacionRecepcionFichero has no nombreFichero")
         if codigo is None:
             raise MessageError("confirmacionRecepcionFichero has no codConfirmacion")

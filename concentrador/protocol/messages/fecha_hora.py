@@ -18,6 +18,7 @@ from concentrador.protocol.messages.common import (
     scope_of,
     text_of,
 )
+from concentrador.protocol.xmlparse import xml_trim
 
 __all__ = [
     "WIRE_DATETIME_FORMAT",
@@ -52,7 +53,7 @@ def parse_wire_datetime(text: str) -> datetime:
 
     Raises :class:`MessageError` when it matches no accepted format.
     """
-    stripped = text.strip()
+    stripped = xml_trim(text)
     for fmt in (WIRE_DATETIME_FORMAT, *_LENIENT_FORMATS):
         try:
             return datetime.strptime(stripped, fmt)

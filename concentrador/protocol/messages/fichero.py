@@ -18,7 +18,9 @@ from concentrador.protocol.messages.common import (
     find_first,
     scope_of,
     text_of,
+    token_of,
 )
+from concentrador.protocol.xmlparse import xml_trim
 
 __all__ = ["Fichero", "read_fichero"]
 
@@ -36,11 +38,11 @@ class Fichero:
 
     def __post_init__(self) -> None:
         # §4.3: write lower case, accept upper case when reading.
-        object.__setattr__(self, "checksum", self.checksum.strip().lower())
+        object.__setattr__(self, "checksum", xml_trim(self.checksum).lower())
 
     def matches(self, md5_hex: str) -> bool:
         """Whether ``md5_hex`` (any case) is this file's checksum."""
-        return hmac.compare_digest(self.checksum.encode(), md5_hex.strip().lower().encode())
+        return hmac.compare_digest(self.checksum.encode(), xml_trim(md5_hex).lower().encode())
 
     def to_xml(self, parent: etree._Element) -> etree._Element:
         element = cp_subelement(parent, "Fichero")
@@ -65,7 +67,7 @@ def read_fichero(source: MessageSource) -> Fichero | None:
     if nombre_element is None or checksum_element is None:
         return None
     nombre = text_of(nombre_element)
-    checksum = text_of(checksum_element)
+    checksum = token_of(checksum_element)
     if not nombre or not checksum:
         return None
     return Fichero(nombre, checksum)

@@ -21,7 +21,7 @@ from concentrador.protocol.messages.common import (
     scope_of,
     text_of,
 )
-from concentrador.protocol.xmlparse import attribute_by_local_name
+from concentrador.protocol.xmlparse import attribute_by_local_name, xml_trim
 
 __all__ = [
     "MAX_REQUESTED_TYPES",
@@ -61,7 +61,7 @@ def _type_id(element: etree._Element) -> str:
     if value is None:
         child = find_first([*element], "id")
         value = text_of(child) if child is not None else text_of(element)
-    value = value.strip()
+    value = xml_trim(value)
     if not value:
         raise MessageError("TipoFichero has no id")
     return value
@@ -142,7 +142,6 @@ class DatosFichero:
         if nombre is None:
             child = find_first([*element], "nombre")
             nombre = text_of(child) if child is not None else ""
-        nombre = nombre.strip()
         if not nombre:
             raise MessageError("DatosFichero has no nombre")
         longitud = attribute_by_local_name(element, "longitud")

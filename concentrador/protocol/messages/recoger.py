@@ -20,6 +20,7 @@ from concentrador.protocol.messages.common import (
     find_first,
     scope_of,
     text_of,
+    token_of,
 )
 from concentrador.protocol.messages.fichero import Fichero, read_fichero
 
@@ -45,7 +46,7 @@ class RecogerFichero(WireMessage):
         if field is None:
             raise MessageError("recogerFichero has no nombreFichero")
         nombre = text_of(field)
-        if not nombre:
+        if not token_of(field):
             raise MessageError("recogerFichero has an empty nombreFichero")
         return cls(nombre)
 

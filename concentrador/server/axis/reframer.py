@@ -46,8 +46,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from concentrador.protocol.dime import HEADER_SIZE, DimeError, DimeLimits
-from concentrador.protocol.dime.extent import DimeExtentTracker
+from concentrador.protocol import (
+    DIME_CONTENT_TYPE,
+    HEADER_SIZE,
+    DimeError,
+    DimeExtentTracker,
+    DimeLimits,
+)
 
 __all__ = [
     "DECLARED_LENGTH_HEADER",
@@ -63,7 +68,7 @@ __all__ = [
 # it itself; it then only changes the wording of its own fault.
 DECLARED_LENGTH_HEADER = "Concentrador-Declared-Length"
 
-_DIME_MEDIA_TYPE = b"application/dime"
+_DIME_MEDIA_TYPE = DIME_CONTENT_TYPE.encode("ascii")
 _VERSIONS = (b"HTTP/1.0", b"HTTP/1.1")
 _LAST_CHUNK = b"0\r\n\r\n"
 TOO_LONG_REASON = "the DIME message goes on past the 12 bytes per record Axis 1.x leaves uncounted"

@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from concentrador.protocol.dime import DimeLimits
+from concentrador.protocol import DimeLimits
 from concentrador.server.app import STATE_KEY
 from concentrador.server.axis.reframer import (
     BodyCut,

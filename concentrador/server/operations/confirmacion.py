@@ -16,14 +16,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from concentrador.protocol.blocks import parse_block_name
-from concentrador.protocol.messages import (
+from concentrador.protocol import (
     ConfirmacionRecepcionFichero,
     ConfirmacionRecepcionFicheroResponse,
     ConfirmationCode,
     ConfirmationResult,
+    InvalidFileName,
+    parse_block_name,
+    validate_peer_filename,
 )
-from concentrador.protocol.names import InvalidFileName, validate_peer_filename
 from concentrador.spool.durable import move_aside, sync_folders
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.locks import peer_lock

@@ -35,11 +35,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from concentrador.protocol.blocks import parse_block_name
-from concentrador.protocol.dime import DimeAttachmentTooLargeError
-from concentrador.protocol.filetypes import TypeClassifier, participant_code
-from concentrador.protocol.messages import Fichero, PushResult
-from concentrador.protocol.names import is_valid_peer_filename
+from concentrador.protocol import (
+    DimeErrorCode,
+    DimeLimitError,
+    Fichero,
+    PushResult,
+    TypeClassifier,
+    is_valid_peer_filename,
+    parse_block_name,
+    participant_code,
+)
 
 if TYPE_CHECKING:
     from concentrador.config.model import PeerConfig
@@ -185,8 +190,10 @@ async def receive_file(
     try:
         write_failure = await _stream_into(sink, incoming.attachment())
         await incoming.finish()
-    except DimeAttachmentTooLargeError as exc:
+    except DimeLimitError as exc:
         sink.abort()
+        if exc.code is not DimeErrorCode.ATTACHMENT_TOO_LARGE:
+            raise
         log.warning("%s: %s refused: %s", peer.id, ascii(name[:80]), exc)
         return ReceiveOutcome(PushResult.TOO_LARGE)
     except BaseException:

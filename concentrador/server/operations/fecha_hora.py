@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from concentrador.protocol.messages import PeticionFechaHoraResponse
+from concentrador.protocol import PeticionFechaHoraResponse
 
 __all__ = ["current_time"]
 

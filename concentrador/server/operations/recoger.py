@@ -14,9 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from concentrador.protocol.faults import Fault, FaultCode
-from concentrador.protocol.messages import Fichero, RecogerFicheroResponse
-from concentrador.protocol.names import InvalidFileName, validate_peer_filename
+from concentrador.protocol import (
+    Fault,
+    FaultCode,
+    Fichero,
+    InvalidFileName,
+    RecogerFicheroResponse,
+    validate_peer_filename,
+)
 from concentrador.server.responses import open_for_serving, read_exactly
 from concentrador.spool.layout import PeerSpool, SpoolState
 

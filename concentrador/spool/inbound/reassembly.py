@@ -1,25 +1,33 @@
 """Rebuilding a split file from its blocks: the one code path for it.
 
-Blocks ``NAME.k_n`` wait in ``partial/``. When all ``n`` of a set are there
-(whoever brought them: enviarFichero, the collector, an operator copying by
-hand, noticed by the watcher or a sweep):
+Blocks ``NAME.k_n`` wait in ``partial/``, stored there by
+:class:`~concentrador.spool.inbound.store.InboundStore` (this module uses
+that one, never the reverse). When all ``n`` of a set are there (whoever
+brought them: enviarFichero, the collector, an operator copying by hand,
+noticed by the watcher or a sweep), and whoever asked for the rebuild (in
+the daemon, :class:`~concentrador.daemon.services.SpoolServices` schedules
+every one):
 
 1. concatenate them in order into a :class:`DurableWriter` (1 MiB reads,
    the MD5 computed on the way), feeding the same bytes to a bzip2 checker
    that must see exactly one complete stream and nothing after it;
-2. store the result as ``inbox/NAME`` (or ``manual/NAME``) through
+2. store the result as ``inbox/NAME`` through
    :meth:`InboundStore.store_complete`, which records it in the ledger and
-   keeps a decompressed copy if configured;
+   keeps a decompressed copy if configured; as ``manual/NAME`` instead when
+   the ledger says any block of the set arrived outside the load window (the
+   peer was answered code 6 for it), then forget those marks;
 3. move the blocks to ``archive/``.
 
 A set that is not one valid bzip2 stream goes to ``failed/`` with a
-``.reason`` file per block.
+``.reason`` file per block (and its outside-window marks are forgotten, as
+they are when an incomplete set expires).
 
 Exactly once: everything runs under the peer's lock (threads and processes)
 and re-reads the folder after taking it. Crash safety: if we stop after step
 2, the next sweep rebuilds the same bytes, finds the identical file already
-stored and only does step 3; if we stop in the middle of step 3, the blocks
-already archived are found in ``archive/`` and the rest follows them.
+stored (in ``inbox/`` or ``manual/``, wherever it went) and only does step 3;
+if we stop in the middle of step 3, the blocks already archived are found in
+``archive/`` and the rest follows them.
 
 A set whose siblings never come would wait forever (and be rescanned at
 every block push): :meth:`Reassembler.expire_incomplete` escalates a set to
@@ -34,8 +42,13 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from concentrador.protocol.blocks import block_name, parse_block_name, reassembly_plan
-from concentrador.protocol.bzip2 import SingleStreamChecker, decompression_budget
+from concentrador.protocol import (
+    SingleStreamChecker,
+    block_name,
+    decompression_budget,
+    parse_block_name,
+    reassembly_plan,
+)
 from concentrador.spool.durable import (
     READ_SIZE,
     DurableWriter,
@@ -103,11 +116,7 @@ class Reassembler:
         self.spool = peer_spool
         self.ledger = ledger
         self.store = InboundStore(
-            peer_spool,
-            ledger,
-            decompress=decompress,
-            reassemble=False,
-            max_decompressed=max_decompressed,
+            peer_spool, ledger, decompress=decompress, max_decompressed=max_decompressed
         )
 
     def _partial_groups(self, original: str | None = None) -> BlockSets:
@@ -118,19 +127,19 @@ class Reassembler:
         """Blocks of ``original`` now in ``partial/``: count → index → path."""
         return self._partial_groups(original).get(original, {})
 
-    def try_complete(self, original: str, *, manual: bool = False) -> Path | None:
+    def try_complete(self, original: str) -> Path | None:
         """Rebuild ``original`` if all of its blocks are here; returns the stored file.
 
-        ``manual`` stores the result in ``manual/`` (the block that completed
-        the set arrived outside the load window). Returns None when the set is
-        incomplete, was already handled by someone else, or went to
-        ``failed/``.
+        The result goes to ``manual/`` when any of its blocks is marked in the
+        ledger as received outside the load window, else to ``inbox/``.
+        Returns None when the set is incomplete, was already handled by
+        someone else, or went to ``failed/``.
         """
         with peer_lock(self.spool):
             sets = self._partial_sets(original)
             for count, blocks in sorted(sets.items()):
                 if len(blocks) == count:
-                    return self._rebuild(original, count, blocks, manual=manual)
+                    return self._rebuild(original, count, blocks)
             for count, blocks in sorted(sets.items()):
                 done = self._finish_interrupted(original, count, blocks)
                 if done is not None:
@@ -187,13 +196,12 @@ class Reassembler:
         return sorted(expired)
 
     # -- the steps -----------------------------------------------------------
-    def _rebuild(
-        self, original: str, count: int, blocks: dict[int, Path], *, manual: bool
-    ) -> Path | None:
+    def _rebuild(self, original: str, count: int, blocks: dict[int, Path]) -> Path | None:
         # Block file names are exactly the wire names (parse/str round-trips),
         # so the plan's names are the file names, in concatenation order.
         names = reassembly_plan(path.name for path in blocks.values())
         paths = [self.spool.dir(SpoolState.PARTIAL) / name for name in names]
+        late = self.ledger.marked_outside_window(self.spool.peer, names)
         compressed_size = sum(path.stat().st_size for path in paths)
         checker = SingleStreamChecker(max_output=decompression_budget(compressed_size))
         with DurableWriter(self.spool.work_dir) as writer:
@@ -206,9 +214,15 @@ class Reassembler:
                 why = checker.error or "data after the end of the bzip2 stream"
                 self._fail_set(original, paths, why)
                 return None
-            stored = self.store.store_complete(writer, original, manual=manual)
+            stored = self.store.store_complete(writer, original, manual=bool(late))
+        # Forgotten before the blocks move: if we stop in between, the rerun
+        # finds the identical file already stored, wherever it went.
+        self.ledger.clear_outside_window(self.spool.peer, names)
         self._archive_blocks(paths)
-        log.info("%s: rebuilt %s from %d blocks", self.spool.peer, original, count)
+        where = f"{stored.parent.name}/"
+        if late:
+            where += f" ({len(late)} block(s) arrived outside the load window)"
+        log.info("%s: rebuilt %s from %d blocks into %s", self.spool.peer, original, count, where)
         return stored
 
     def _archive_blocks(self, paths: list[Path]) -> None:
@@ -221,6 +235,9 @@ class Reassembler:
         reason = f"reassembly of {original} from {len(paths)} blocks failed: {why}"
         for path in paths:
             move_with_reason(path, self.spool.dir(SpoolState.FAILED), self.spool.work_dir, reason)
+        # After the moves: a stop in between leaves a mark too many (a later
+        # copy of the set goes to manual/, for a person), never one too few.
+        self.ledger.clear_outside_window(self.spool.peer, [path.name for path in paths])
 
     def _finish_interrupted(
         self, original: str, count: int, blocks: dict[int, Path]
@@ -254,6 +271,7 @@ class Reassembler:
             if md5 == digest.hexdigest() and stored_size == size:
                 if self.ledger.received(self.spool.peer, original) is None:
                     self.ledger.record_received(self.spool.peer, original, md5, size, path)
+                self.ledger.clear_outside_window(self.spool.peer, [p.name for p in ordered])
                 self._archive_blocks(list(blocks.values()))
                 log.info("%s: finished interrupted reassembly of %s", self.spool.peer, original)
                 return path
@@ -291,4 +309,6 @@ class Reassembler:
             failed = self.spool.dir(SpoolState.FAILED)
             for _, path in sorted(blocks.items()):
                 move_with_reason(path, failed, self.spool.work_dir, why, now=now)
+            names = [path.name for path in blocks.values()]
+            self.ledger.clear_outside_window(self.spool.peer, names)
             return True

@@ -1,10 +1,16 @@
 """Where a file received from a peer goes, and what happens when it lands.
 
-Used by the enviarFichero handler now and by the collection cycle later, so
-both follow one policy:
+Used by the enviarFichero handler and by the collection cycle, so both
+follow one policy:
 
-* a block name (``NAME.k_n``) is stored in ``partial/`` and, once its set is
-  complete, rebuilt into ``inbox/`` by :mod:`concentrador.spool.inbound.reassembly`;
+* a block name (``NAME.k_n``) is stored in ``partial/``; this module only
+  stores it. The caller then asks for a rebuild of ``writer.block.original``
+  (the set may now be complete), which
+  :mod:`concentrador.spool.inbound.reassembly` does: that module uses this
+  one, never the reverse;
+* a block that arrived outside the load window (code 6) is first noted in
+  the ledger (:meth:`Ledger.note_outside_window`), then committed: its set
+  is rebuilt into ``manual/``, even after a restart in between;
 * a whole file is stored in ``inbox/``, or in ``manual/`` when it arrived
   outside the load window (code 6);
 * every stored file is committed durably before the caller answers the peer;
@@ -24,9 +30,13 @@ import bz2
 import logging
 from pathlib import Path
 
-from concentrador.protocol.blocks import BlockName, parse_block_name
-from concentrador.protocol.bzip2 import decompression_budget
-from concentrador.protocol.names import MAX_NAME_BYTES, validate_peer_filename
+from concentrador.protocol import (
+    MAX_NAME_BYTES,
+    BlockName,
+    decompression_budget,
+    parse_block_name,
+    validate_peer_filename,
+)
 from concentrador.spool.durable import (
     READ_SIZE,
     DurableWriter,
@@ -76,22 +86,12 @@ class InboundStore:
         ledger: Ledger,
         *,
         decompress: bool,
-        reassemble: bool = True,
         max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
     ) -> None:
         self.spool = peer_spool
         self.ledger = ledger
         self.decompress = decompress
         self.max_decompressed = max_decompressed
-        self.reassembler = None
-        if reassemble:
-            # Imported here: the reassembler itself commits rebuilt files
-            # through an InboundStore, so the modules refer to each other.
-            from concentrador.spool.inbound.reassembly import Reassembler
-
-            self.reassembler = Reassembler(
-                peer_spool, ledger, decompress=decompress, max_decompressed=max_decompressed
-            )
 
     # -- receiving -----------------------------------------------------------
     def open(self, name: str, *, manual: bool) -> InboundWriter:
@@ -104,25 +104,23 @@ class InboundStore:
     def commit(self, writer: InboundWriter, name: str) -> Path:
         """Store what ``writer`` received, durably; returns where it was stored.
 
-        A block's set is rebuilt right away when this block completes it (a
-        failure there is logged and left to the next sweep: the block itself
-        is safely stored, which is all the peer is told about).
+        A block only lands in ``partial/``: when ``writer.block`` is set, its
+        set (``writer.block.original``) may now be complete, and rebuilding it
+        is the caller's next request (to whoever schedules rebuilds).
         """
         if writer.name != name:
             raise ValueError(f"writer was opened for {writer.name!r}, not {name!r}")
         if writer.block is None:
             return self.store_complete(writer, name, manual=writer.manual)
-        path = self._store_block(writer, name)
-        if self.reassembler is not None:
-            try:
-                self.reassembler.try_complete(writer.block.original, manual=writer.manual)
-            except OSError:
-                log.exception("%s: reassembly of %s deferred", self.spool.peer, name)
-        return path
+        return self._store_block(writer, name)
 
     def _store_block(self, writer: InboundWriter, name: str) -> Path:
         target = self.spool.dir(SpoolState.PARTIAL) / name
         with peer_lock(self.spool):
+            if writer.manual:
+                # Before the commit: a crash between the two must not leave the
+                # block in partial/ with the code-6 answer forgotten.
+                self.ledger.note_outside_window(self.spool.peer, name)
             if target.exists():
                 if file_md5(target)[0] == writer.md5:
                     writer.abort()

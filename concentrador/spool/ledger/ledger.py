@@ -2,9 +2,10 @@
 
 The folders say *where* a file is; the ledger remembers what the folders
 cannot: what was published to whom and when (for listing and expiry), which
-received files still await confirmation, push retry state, and small status
-facts. It is one SQLite file (WAL, ``synchronous=FULL``) behind this narrow
-interface, which is meant to be re-implemented on PostgreSQL for operators
+received files still await confirmation, push retry state, which received
+blocks arrived outside their peer's load window, and small status facts. It
+is one SQLite file (WAL, ``synchronous=FULL``) behind this narrow interface,
+which is meant to be re-implemented on PostgreSQL for operators
 that run several replicas: the SQL is plain (``INSERT ... ON CONFLICT``,
 no SQLite-only functions), timestamps are stored as fixed-width UTC ISO-8601
 text so that string order is time order, and callers only see dataclasses.
@@ -25,7 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from concentrador.spool.ledger.push import PushState, PushStateRecords
+from concentrador.spool.ledger import outside_window, push
+from concentrador.spool.ledger.push import PushState
 from concentrador.spool.ledger.schema import (
     SCHEMA_VERSION,
     LedgerError,
@@ -95,11 +97,12 @@ class ListedName(NamedTuple):
     size: int
 
 
-class Ledger(PushStateRecords):
+class Ledger:
     """The spool's SQLite ledger. Open once per process; :meth:`close` at exit.
 
-    The push retry accessors come from :class:`PushStateRecords`
-    (``ledger_push.py``); the tables and migrations from ``ledger_schema.py``.
+    The tables and migrations are in ``schema.py``; the SQL of the push retry
+    state and of the outside-window marks in ``push.py`` and
+    ``outside_window.py`` (functions over a connection, called from here).
     """
 
     def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
@@ -328,3 +331,45 @@ class Ledger(PushStateRecords):
     def status(self, peer: str) -> dict[str, str]:
         rows = self._query("SELECT key, value FROM kv WHERE peer = ? ORDER BY key", (peer,))
         return dict(rows)
+
+    # -- push retry state (SQL in push.py) ---------------------------------------
+    def push_state(self, peer: str, original: str) -> PushState | None:
+        with self._lock:
+            return push.select_state(self._conn, peer, original)
+
+    def record_push_attempt(
+        self, peer: str, original: str, *, error: str | None, next_attempt_at: datetime | None
+    ) -> PushState:
+        """Count one more attempt (failed if ``error``), schedule the next one."""
+        with self._transaction() as conn:
+            return push.record_attempt(
+                conn, peer, original, error=error, next_attempt_at=next_attempt_at
+            )
+
+    def push_states(self, peer: str) -> list[PushState]:
+        with self._lock:
+            return push.select_states(self._conn, peer)
+
+    def clear_push_state(self, peer: str, original: str) -> None:
+        with self._transaction() as conn:
+            push.clear_state(conn, peer, original)
+
+    # -- blocks received outside the load window (SQL in outside_window.py) ------
+    def note_outside_window(self, peer: str, name: str) -> None:
+        """Remember that block ``name`` was answered code 6: its set rebuilds into manual/.
+
+        Written *before* the block is committed to ``partial/``, so no crash
+        can leave the block there without its mark.
+        """
+        with self._transaction() as conn:
+            outside_window.insert_mark(conn, peer, name)
+
+    def marked_outside_window(self, peer: str, names: Iterable[str]) -> list[str]:
+        """Those of the block ``names`` that arrived outside the load window (sorted)."""
+        with self._lock:
+            return outside_window.select_marked(self._conn, peer, names)
+
+    def clear_outside_window(self, peer: str, names: Iterable[str]) -> None:
+        """Forget the marks of ``names`` (their set was rebuilt, failed or expired)."""
+        with self._transaction() as conn:
+            outside_window.delete_marks(conn, peer, names)

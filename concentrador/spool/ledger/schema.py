@@ -48,6 +48,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             " updated_at TEXT NOT NULL, PRIMARY KEY (peer, key))",
         ],
     ),
+    (
+        2,
+        [
+            # Blocks answered code 6 (outside the load window): their set is
+            # rebuilt into manual/ (see outside_window.py).
+            "CREATE TABLE outside_window (peer TEXT NOT NULL, name TEXT NOT NULL,"
+            " noted_at TEXT NOT NULL, PRIMARY KEY (peer, name))",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from concentrador.protocol.blocks import BlockSplitter, block_name
+from concentrador.protocol import BlockSplitter, block_name
 from concentrador.spool.durable import (
     DurableWriter,
     durable_move,

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
-from concentrador.protocol.bzip2 import (
+from concentrador.protocol import (
     Bzip2Block,
     Bzip2FormatError,
     StreamJoiner,

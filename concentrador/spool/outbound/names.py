@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from concentrador.protocol.blocks import parse_block_name
-from concentrador.protocol.names import InvalidFileName, validate_peer_filename
+from concentrador.protocol import InvalidFileName, parse_block_name, validate_peer_filename
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
 from concentrador.spool.outbound.commit import BlockInfo

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bz2
 import logging
 
-from concentrador.protocol.bzip2 import SingleStreamChecker
+from concentrador.protocol import SingleStreamChecker
 from concentrador.spool.outbound.commit import BlockSink
 from concentrador.spool.outbound.compress import Compressor
 from concentrador.spool.outbound.scan import OutboxFile

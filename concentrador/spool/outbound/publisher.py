@@ -34,9 +34,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from concentrador.protocol.blocks import DEFAULT_BLOCK_SIZE, check_block_size
-from concentrador.protocol.bzip2 import looks_like_bzip2
-from concentrador.protocol.filetypes import TypeClassifier
+from concentrador.protocol import (
+    DEFAULT_BLOCK_SIZE,
+    TypeClassifier,
+    check_block_size,
+    looks_like_bzip2,
+)
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
 from concentrador.spool.locks import peer_lock

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from concentrador.protocol.filetypes import FileTypeError, TypeClassifier, normalise_type_id
+from concentrador.protocol import FileTypeError, TypeClassifier, normalise_type_id
 from concentrador.spool.layout import SpoolState, is_temp_name
 
 __all__ = [

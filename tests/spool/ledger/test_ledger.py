@@ -6,15 +6,9 @@ from pathlib import Path
 import pytest
 
 from concentrador.spool.ledger import SCHEMA_VERSION, Ledger, LedgerError, PublishedEntry
+from concentrador.spool.ledger.schema import MIGRATIONS
 
 T0 = datetime(2024, 3, 31, 0, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def ledger(tmp_path: Path):
-    led = Ledger(tmp_path / "ledger.sqlite3")
-    yield led
-    led.close()
 
 
 def _blocks(peer: str, original: str, n: int, at: datetime) -> list[PublishedEntry]:
@@ -122,6 +116,45 @@ def test_push_state(ledger: Ledger) -> None:
     assert ledger.push_states("A") == [second]
     ledger.clear_push_state("A", "F")
     assert ledger.push_state("A", "F") is None
+
+
+def test_outside_window_marks(ledger: Ledger) -> None:
+    assert ledger.marked_outside_window("A", ["P.1_2", "P.2_2"]) == []
+    ledger.note_outside_window("A", "P.2_2")
+    ledger.note_outside_window("A", "P.2_2")  # a re-sent block: still one mark
+    ledger.note_outside_window("B", "P.1_2")
+    assert ledger.marked_outside_window("A", ["P.1_2", "P.2_2", "Q.1_1"]) == ["P.2_2"]
+    assert ledger.marked_outside_window("A", []) == []
+    ledger.clear_outside_window("A", ["P.1_2", "P.2_2"])
+    assert ledger.marked_outside_window("A", ["P.2_2"]) == []
+    assert ledger.marked_outside_window("B", ["P.1_2"]) == ["P.1_2"]  # other peers untouched
+
+
+def test_outside_window_marks_of_a_huge_set(ledger: Ledger) -> None:
+    # More names than SQLite allows host parameters in one statement.
+    names = [f"P.{k}_5000" for k in range(1, 5001)]
+    for name in names[::1000]:
+        ledger.note_outside_window("A", name)
+    assert ledger.marked_outside_window("A", names) == sorted(names[::1000])
+    ledger.clear_outside_window("A", names)
+    assert ledger.marked_outside_window("A", names) == []
+
+
+def test_version_1_ledger_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+    for statement in MIGRATIONS[0][1]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_migrations VALUES (1, 'x')")
+    conn.execute("INSERT INTO kv VALUES ('A', 'k', 'v', 'x')")
+    conn.commit()
+    conn.close()
+    with Ledger(path) as led:
+        assert led.schema_version() == SCHEMA_VERSION
+        assert led.status("A") == {"k": "v"}
+        led.note_outside_window("A", "P.1_2")
+        assert led.marked_outside_window("A", ["P.1_2"]) == ["P.1_2"]
 
 
 def test_status_kv(ledger: Ledger) -> None:

@@ -1,12 +1,12 @@
-"""confirmacionRecepcionFichero with batched folder syncs: every block is
-renamed without a sync, then ``delivered/`` and ``published/`` are fsynced
-once each, and only then is the answer built."""
+"""confirmacionRecepcionFichero on the spool: batched folder syncs (every block
+is renamed without a sync, then ``delivered/`` and ``published/`` are fsynced
+once each, and only then is the answer built) and a confirmation racing the
+expiry job."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,16 +20,12 @@ from concentrador.server.operations import confirmacion
 from concentrador.server.operations.confirmacion import confirm_reception
 from concentrador.spool.layout import PeerSpool, Spool, SpoolState
 from concentrador.spool.ledger import Ledger, PublishedEntry
-from tests.spool.test_perf_paths_sync import SyscallLog, record_syscalls
+from concentrador.spool.locks import peer_lock
+from concentrador.spool.outbound.expiry import expire_published
+from tests.spool.syscalls import SyscallLog, record_syscalls
 
 ORIGINAL = "P1_0086_20240101.0.bz2"
 BLOCKS = [f"{ORIGINAL}.{k}_3" for k in (1, 2, 3)]
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger(tmp_path / "ledger.sqlite3") as opened:
-        yield opened
 
 
 @pytest.fixture
@@ -136,3 +132,30 @@ def test_codes_1_and_2_move_nothing_and_sync_nothing(
     answer = confirm_reception(ledger, peer_spool, ConfirmacionRecepcionFichero(ORIGINAL, code))
     assert answer.codigo == 0
     assert calls == [("answer", "0")]
+
+
+def test_confirmation_racing_an_expiry_is_not_marked_delivered(
+    ledger: Ledger, peer_spool: PeerSpool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The expiry job wins the peer lock between the confirmation's check and
+    its update: the file is in expired/, so the ledger must say expired (and
+    the peer hears 1), not "delivered" for a file that sits in expired/."""
+    name = "F1_0086_20240101_20240102.0.bz2"
+    published_at = datetime(2024, 1, 1, tzinfo=UTC)
+    (peer_spool.dir(SpoolState.PUBLISHED) / name).write_bytes(b"BZh9data")
+    entry = PublishedEntry(
+        "CREC", name, name, "CUR", 8, hashlib.md5(b"BZh9data").hexdigest(), published_at
+    )
+    ledger.record_published([entry])
+
+    def expiry_first(spool: PeerSpool):
+        expire_published(spool, ledger, now=published_at + timedelta(days=30), publish_days=7)
+        return peer_lock(spool)
+
+    monkeypatch.setattr(confirmacion, "peer_lock", expiry_first)
+    answer = confirm_reception(ledger, peer_spool, ConfirmacionRecepcionFichero(name, 0))
+
+    assert answer.codigo == 1
+    assert ledger.lookup("CREC", name).state == SpoolState.EXPIRED.value
+    assert (peer_spool.dir(SpoolState.EXPIRED) / name).is_file()
+    assert not (peer_spool.dir(SpoolState.DELIVERED) / name).exists()

@@ -11,18 +11,6 @@ from concentrador.spool.outbound.expiry import expire_published
 NOW = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def peer(tmp_path: Path) -> PeerSpool:
-    return PeerSpool(tmp_path, "PEER").ensure()
-
-
-@pytest.fixture
-def ledger(tmp_path: Path):
-    led = Ledger(tmp_path / "ledger.sqlite3")
-    yield led
-    led.close()
-
-
 def publish(peer: PeerSpool, ledger: Ledger, original: str, n: int, at: datetime) -> list[str]:
     names = [original] if n == 1 else [f"{original}.{k}_{n}" for k in range(1, n + 1)]
     for name in names:

@@ -49,11 +49,6 @@ def names(peer: PeerSpool, state: SpoolState) -> list[str]:
 
 
 @pytest.fixture
-def peer(tmp_path: Path) -> PeerSpool:
-    return PeerSpool(tmp_path, "PEER").ensure()
-
-
-@pytest.fixture
 def reassembler(tmp_path: Path, peer: PeerSpool) -> Iterator[Reassembler]:
     ledger = Ledger(tmp_path / "ledger.sqlite3")
     yield Reassembler(peer, ledger, decompress=False)

@@ -1,4 +1,4 @@
-"""The operator CLI: --config placement, check-config, certs init, dispatch."""
+"""The operator CLI's program: --config placement, check-config, certs init, dispatch."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from concentrador.cli import program as cli
 from concentrador.cli.program import Command, main
 from concentrador.config import Config, load_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CREC_DN = "CN=crec-client-1,CN=CREC,OU=Concentradores,O=REE,C=es"
 
 

@@ -50,12 +50,6 @@ def spool(tmp_path: Path) -> PeerSpool:
     return PeerSpool(tmp_path / "spool", PEER).ensure()
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger(tmp_path / "ledger.sqlite3") as opened:
-        yield opened
-
-
 def make_publisher(
     spool: PeerSpool,
     ledger: Ledger,

@@ -209,7 +209,7 @@ class _FullDiskStore(InboundStore):
 @pytest.mark.parametrize("name", [NAME, NAME + ".1_2"])
 async def test_full_disk_is_2_and_leaves_nothing(node: Node, crec, name: str) -> None:
     node.state.inbound_store = lambda spool, peer: _FullDiskStore(
-        spool, node.ledger, decompress=False, reassemble=False
+        spool, node.ledger, decompress=False
     )
     assert await push(crec, node, name, os.urandom(3 << 20)) == 2
     assert stored(node) == {}

@@ -9,28 +9,10 @@ from concentrador.protocol.names import InvalidFileName
 from concentrador.spool.inbound.store import InboundStore, decompressed_name
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
+from tests.spool.conftest import receive
 
 PLAIN = b"1;2024/01/01 01;0;123;0;0;0;0;0;0;0\n" * 2000
 DATA = bz2.compress(PLAIN)
-
-
-@pytest.fixture
-def peer(tmp_path: Path) -> PeerSpool:
-    return PeerSpool(tmp_path, "PEER").ensure()
-
-
-@pytest.fixture
-def ledger(tmp_path: Path):
-    led = Ledger(tmp_path / "ledger.sqlite3")
-    yield led
-    led.close()
-
-
-def receive(store: InboundStore, name: str, data: bytes, *, manual: bool = False) -> Path:
-    with store.open(name, manual=manual) as writer:
-        for i in range(0, len(data), 4096):
-            writer.write(data[i : i + 4096])
-        return store.commit(writer, name)
 
 
 def leftovers(peer: PeerSpool) -> list[Path]:
@@ -170,6 +152,26 @@ def test_blocks_go_to_partial_and_identical_block_is_noop(peer: PeerSpool, ledge
     assert len(names(peer, SpoolState.ARCHIVE)) == 1
     assert ledger.received("PEER", "F1.bz2.1_3") is None  # blocks are not received files
     assert names(peer, SpoolState.INBOX) == []
+
+
+def test_block_outside_the_window_is_marked_and_stays_in_partial(
+    peer: PeerSpool, ledger: Ledger
+) -> None:
+    store = InboundStore(peer, ledger, decompress=False)
+    path = receive(store, "F1.bz2.2_2", DATA[100:], manual=True)
+    assert path == peer.dir("partial") / "F1.bz2.2_2"  # not manual/: it is only a block
+    assert names(peer, SpoolState.MANUAL) == []
+    assert ledger.marked_outside_window("PEER", ["F1.bz2.1_2", "F1.bz2.2_2"]) == ["F1.bz2.2_2"]
+    receive(store, "F1.bz2.1_2", DATA[:100])  # completes the set, but only stores
+    assert names(peer, SpoolState.PARTIAL) == ["F1.bz2.1_2", "F1.bz2.2_2"]
+    assert ledger.marked_outside_window("PEER", ["F1.bz2.1_2"]) == []
+    assert ledger.received("PEER", "F1.bz2") is None
+
+
+def test_whole_file_outside_the_window_needs_no_mark(peer: PeerSpool, ledger: Ledger) -> None:
+    store = InboundStore(peer, ledger, decompress=False)
+    receive(store, "F1.bz2", DATA, manual=True)
+    assert ledger.marked_outside_window("PEER", ["F1.bz2"]) == []
 
 
 def test_commit_checks_the_name(peer: PeerSpool, ledger: Ledger) -> None:

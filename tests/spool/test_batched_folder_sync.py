@@ -11,35 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from concentrador.spool import durable
 from concentrador.spool.durable import StorageError, durable_move, move_aside, sync_folders
-
-
-class SyscallLog(list[tuple[str, str]]):
-    """fsyncs (by the path behind the descriptor) and renames, in call order."""
-
-    def note(self, *event: str) -> None:
-        self.append((event[0], event[1]))
-
-    def fsyncs(self) -> list[str]:
-        return [path for kind, path in self if kind == "fsync"]
-
-
-def record_syscalls(monkeypatch: pytest.MonkeyPatch) -> SyscallLog:
-    calls = SyscallLog()
-    real_fsync, real_rename = os.fsync, durable.rename_noreplace
-
-    def fsync(fd: int) -> None:
-        calls.note("fsync", os.readlink(f"/proc/self/fd/{fd}"))
-        real_fsync(fd)
-
-    def rename(src: Path, dst: Path) -> None:
-        calls.note("rename", str(dst))
-        real_rename(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(durable, "rename_noreplace", rename)
-    return calls
+from tests.spool.syscalls import record_syscalls
 
 
 @pytest.fixture

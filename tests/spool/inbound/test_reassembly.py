@@ -2,13 +2,17 @@ import bz2
 import hashlib
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from concentrador.spool.inbound.reassembly import Reassembler
-from concentrador.spool.inbound.store import InboundStore
+from concentrador.spool.inbound.store import InboundStore, InboundWriter
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
 
@@ -38,18 +42,6 @@ def names(peer: PeerSpool, state: SpoolState | str) -> list[str]:
     return sorted(p.name for p in peer.dir(state).iterdir())
 
 
-@pytest.fixture
-def peer(tmp_path: Path) -> PeerSpool:
-    return PeerSpool(tmp_path, "PEER").ensure()
-
-
-@pytest.fixture
-def ledger(tmp_path: Path):
-    led = Ledger(tmp_path / "ledger.sqlite3")
-    yield led
-    led.close()
-
-
 def assert_rebuilt_once(peer: PeerSpool, ledger: Ledger, n: int = 3) -> None:
     assert (peer.dir("inbox") / ORIGINAL).read_bytes() == DATA
     assert names(peer, "inbox") == [ORIGINAL]
@@ -60,31 +52,113 @@ def assert_rebuilt_once(peer: PeerSpool, ledger: Ledger, n: int = 3) -> None:
     assert len(ledger.unconfirmed("PEER")) == 1
 
 
+def store_block(store: InboundStore, name: str, data: bytes, *, manual: bool = False) -> Path:
+    """Receive one block as enviarFichero does (``manual``: outside the load window)."""
+    with store.open(name, manual=manual) as writer:
+        writer.write(data)
+        return store.commit(writer, name)
+
+
 def test_out_of_order_arrival_through_the_inbound_store(peer: PeerSpool, ledger: Ledger) -> None:
     store = InboundStore(peer, ledger, decompress=True)
     pieces = dict(zip(block_names(3), split(DATA, 3), strict=True))
-    for name in [block_names(3)[2], block_names(3)[0]]:
-        with store.open(name, manual=False) as writer:
-            writer.write(pieces[name])
-            store.commit(writer, name)
-    assert names(peer, "inbox") == []
-    assert len(names(peer, "partial")) == 2
-    name = block_names(3)[1]
-    with store.open(name, manual=False) as writer:
-        writer.write(pieces[name])
-        store.commit(writer, name)
+    for name in [block_names(3)[2], block_names(3)[0], block_names(3)[1]]:
+        assert store_block(store, name, pieces[name]) == peer.dir("partial") / name
+    # The store only stores: rebuilding is the reassembler's, when asked.
+    assert names(peer, "inbox") == [] and len(names(peer, "partial")) == 3
+    assert Reassembler(peer, ledger, decompress=True).try_complete(ORIGINAL) is not None
     assert (peer.dir("inbox") / "P1_20031120.1").read_bytes() == PLAIN
     (peer.dir("inbox") / "P1_20031120.1").unlink()
     assert_rebuilt_once(peer, ledger)
 
 
-def test_last_block_outside_load_window_goes_to_manual(peer: PeerSpool, ledger: Ledger) -> None:
-    drop_blocks(peer, DATA, 2)
-    (peer.dir("partial") / block_names(2)[1]).unlink()
+@pytest.mark.parametrize("late", [0, 1], ids=["first-block-late", "last-block-late"])
+def test_set_with_a_block_outside_the_load_window_rebuilds_into_manual_by_sweep(
+    peer: PeerSpool, ledger: Ledger, late: int
+) -> None:
+    # As the server stores them; the rebuild right after never happens, the sweep does it.
     store = InboundStore(peer, ledger, decompress=False)
-    with store.open(block_names(2)[1], manual=True) as writer:
-        writer.write(split(DATA, 2)[1])
-        store.commit(writer, block_names(2)[1])
+    for k, (name, piece) in enumerate(zip(block_names(2), split(DATA, 2), strict=True)):
+        store_block(store, name, piece, manual=k == late)
+    assert ledger.marked_outside_window("PEER", block_names(2)) == [block_names(2)[late]]
+    assert Reassembler(peer, ledger, decompress=False).sweep() == [peer.dir("manual") / ORIGINAL]
+    assert (peer.dir("manual") / ORIGINAL).read_bytes() == DATA
+    assert names(peer, "inbox") == [] and names(peer, "partial") == []
+    assert ledger.marked_outside_window("PEER", block_names(2)) == []  # forgotten once rebuilt
+    # A later copy of the same set, all inside the window, goes to inbox/ again.
+    other = bz2.compress(PLAIN[:50_000])
+    for name, piece in zip(block_names(2), split(other, 2), strict=True):
+        store_block(store, name, piece)
+    assert Reassembler(peer, ledger, decompress=False).sweep() == [peer.dir("inbox") / ORIGINAL]
+
+
+def test_set_inside_the_load_window_goes_to_inbox(peer: PeerSpool, ledger: Ledger) -> None:
+    store = InboundStore(peer, ledger, decompress=False)
+    for name, piece in zip(block_names(2), split(DATA, 2), strict=True):
+        store_block(store, name, piece)
+    assert Reassembler(peer, ledger, decompress=False).sweep() == [peer.dir("inbox") / ORIGINAL]
+    assert names(peer, "manual") == []
+
+
+def test_mark_is_written_before_the_block_is_committed(
+    peer: PeerSpool, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = InboundStore(peer, ledger, decompress=False)
+    seen: list[list[str]] = []
+    real_commit = InboundWriter.commit
+
+    def commit(self: InboundWriter, target: Path) -> Path:
+        seen.append(ledger.marked_outside_window("PEER", [target.name]))
+        return real_commit(self, target)
+
+    monkeypatch.setattr(InboundWriter, "commit", commit)
+    store_block(store, block_names(2)[0], split(DATA, 2)[0], manual=True)
+    assert seen == [[block_names(2)[0]]]
+
+
+# The child stores the blocks it finds in <root>/pieces/ (in name order, the
+# last one outside the window) as the server does, says so, and hangs there.
+_CHILD = """
+import sys, time
+from pathlib import Path
+from concentrador.spool.inbound.store import InboundStore
+from concentrador.spool.layout import PeerSpool
+from concentrador.spool.ledger import Ledger
+
+root = Path(sys.argv[1])
+store = InboundStore(PeerSpool(root, "PEER"), Ledger(root / "ledger.sqlite3"), decompress=False)
+pieces = sorted((root / "pieces").iterdir())
+for piece in pieces:
+    with store.open(piece.name, manual=piece == pieces[-1]) as writer:
+        writer.write(piece.read_bytes())
+        store.commit(writer, piece.name)
+print("stored", flush=True)
+time.sleep(600)
+"""
+
+
+def test_kill_9_between_the_blocks_and_the_rebuild_still_ends_in_manual(
+    tmp_path: Path, peer: PeerSpool
+) -> None:
+    (tmp_path / "pieces").mkdir()
+    for name, piece in zip(block_names(2), split(DATA, 2), strict=True):
+        (tmp_path / "pieces" / name).write_bytes(piece)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "stored\n"
+    finally:
+        child.send_signal(signal.SIGKILL)  # before any rebuild
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    assert names(peer, "partial") == block_names(2)
+
+    with Ledger(tmp_path / "ledger.sqlite3") as fresh:  # the "restarted" process
+        stored = Reassembler(peer, fresh, decompress=False).sweep()
+        assert stored == [peer.dir("manual") / ORIGINAL]
+        assert fresh.received("PEER", ORIGINAL) is not None
+        assert fresh.marked_outside_window("PEER", block_names(2)) == []
     assert (peer.dir("manual") / ORIGINAL).read_bytes() == DATA
     assert names(peer, "inbox") == []
 
@@ -229,3 +303,21 @@ def test_bad_set_goes_to_failed_with_reasons(
     assert reason.count("\n") == 1 and ORIGINAL in reason and "at 20" in reason
     assert names(peer, "inbox") == [] and names(peer, "partial") == []
     assert ledger.received("PEER", ORIGINAL) is None
+
+
+def test_failed_set_forgets_its_outside_window_marks(peer: PeerSpool, ledger: Ledger) -> None:
+    store = InboundStore(peer, ledger, decompress=False)
+    for name, piece in zip(block_names(2), split(DATA + b"garbage", 2), strict=True):
+        store_block(store, name, piece, manual=True)
+    assert Reassembler(peer, ledger, decompress=False).sweep() == []
+    assert len(names(peer, "failed")) == 4
+    assert ledger.marked_outside_window("PEER", block_names(2)) == []
+
+
+def test_expired_set_forgets_its_outside_window_marks(peer: PeerSpool, ledger: Ledger) -> None:
+    store = InboundStore(peer, ledger, decompress=False)
+    store_block(store, block_names(3)[0], split(DATA, 3)[0], manual=True)
+    later = datetime.now(UTC) + timedelta(days=60)
+    reassembler = Reassembler(peer, ledger, decompress=False)
+    assert reassembler.expire_incomplete(now=later, max_age=timedelta(days=30)) == [ORIGINAL]
+    assert ledger.marked_outside_window("PEER", block_names(3)) == []
