@@ -4,17 +4,20 @@ Needs ``curl``, ``nginx`` and ``lbzip2`` on PATH. Our server runs as a real
 daemon (``concentrador serve``) in its own process; the client cycle runs in
 another process, so its peak RSS is its own.
 
-1. **1,000 small files** (2 KB) published for CREC: one collection cycle
-   (list, 1,000 × recogerFichero + MD5 + durable store + confirmation, one
-   keep-alive connection), in files/s; beside it, in the same run, curl
-   fetching the same 1,000 files from nginx over HTTPS with keep-alive (one
-   connection, mutual TLS, same certificates). nginx does no MD5, no fsync and
-   no confirmation, so it is a ceiling, not a peer.
+1. **1,000 small files** (about 5 KB) published for CREC: one collection
+   cycle (list, 1,000 × recogerFichero + MD5 + durable store + confirmation,
+   over the peer's ``connections`` keep-alive connections: 1, the spec's
+   advice, and 4), in files/s; beside it, in the same run, one curl fetching
+   the same 1,000 files from nginx over HTTPS on one keep-alive connection
+   (``curl -K urls.txt``, no ``--parallel``; mutual TLS, same certificates),
+   and the ratio. nginx does no MD5, no fsync and no confirmation, so it is a
+   ceiling, not a peer. Each run starts from fresh spools; ``--runs`` runs.
 2. **One large compressed file** cut in 8,000,000-byte blocks: collection
    throughput (fetch + verify + store every block, rebuild, confirm) and the
    client's peak RSS, at several sizes to show that RSS is flat in file size.
 
-    .venv/bin/python bench/client_bench.py [--small 1000] [--sizes 128,256,512]
+    .venv/bin/python bench/client_bench.py [--small 1000] [--file-kb 5] [--connections 1,4]
+        [--runs 3] [--sizes 128,256,512]
 """
 
 from __future__ import annotations
@@ -38,7 +41,6 @@ sys.path.insert(0, str(ROOT))
 from bench.server_bench import (  # noqa: E402
     curl_base,
     free_port,
-    run_curl,
     start_daemon,
     start_nginx,
     write_config,
@@ -52,7 +54,7 @@ PEER = "CREC"
 BLOCK = 8_000_000
 
 
-def client_config(work: Path, pki: Path, port: int) -> Path:
+def client_config(work: Path, pki: Path, port: int, connections: int = 1) -> Path:
     path = work / "client.toml"
     path.write_text(
         f'[node]\nid = "CREC"\nspool = "{work / "client-spool"}"\n\n'
@@ -60,6 +62,7 @@ def client_config(work: Path, pki: Path, port: int) -> Path:
         f'[client]\ncert = "{pki}/CREC-client.pem"\nkey = "{pki}/CREC-client.key"\n'
         f'ca = "{pki}/ca.pem"\ntimeout = 120\n\n'
         f'[[peers]]\nid = "0086"\nurl = "https://localhost:{port}/"\n'
+        f"connections = {connections}\n"
     )
     return path
 
@@ -122,24 +125,43 @@ def _collect_child(config_path: str) -> None:
     }))  # fmt: skip
 
 
-def bench_small(work: Path, pki: Path, count: int) -> dict:
-    small = {f"P1_0086_{i:05d}.0.bz2": b"BZh9" + os.urandom(2044) for i in range(count)}
+def curl_keepalive(pki: Path, work: Path, urls: list[str]) -> float:
+    """Wall time of one curl fetching ``urls`` from a ``-K`` file (one connection)."""
+    config = work / "urls.txt"
+    config.write_text("".join(f'url = "{url}"\noutput = "/dev/null"\n' for url in urls))
+    write_out = "%{http_code} %{num_connects}\\n"
+    started = time.perf_counter()
+    out = subprocess.run(
+        [*curl_base(pki), "--write-out", write_out, "-K", str(config)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    wall = time.perf_counter() - started
+    rows = [line.split() for line in out.strip().splitlines()]
+    if len(rows) != len(urls) or any(code != "200" for code, _ in rows):
+        raise SystemExit(f"curl: unexpected answers {rows[:3]}")
+    if sum(int(connects) for _, connects in rows) != 1:
+        raise SystemExit("curl opened more than one connection")
+    return wall
+
+
+def bench_small(work: Path, pki: Path, count: int, file_kb: int, connections: int) -> dict:
+    body = file_kb * 1000 - 4
+    small = {f"P1_0086_{i:05d}.0.bz2": b"BZh9" + os.urandom(body) for i in range(count)}
     port, nginx_port = free_port(), free_port()
     publish(work / "spool", small)
     daemon = start_daemon(write_config(work, pki, port), work)
     docroot = Spool(work / "spool").peer(PEER).dir(SpoolState.PUBLISHED)
     nginx = start_nginx(work, pki, nginx_port, docroot)
     try:
-        urls = [f"https://localhost:{nginx_port}/{name}" for name in small]
-        wall, rows = run_curl(curl_base(pki), urls)
-        assert all(code == 200 for code, _, _ in rows)
-        result = run_collect(client_config(work, pki, port))
+        wall = curl_keepalive(pki, work, [f"https://localhost:{nginx_port}/{n}" for n in small])
+        result = run_collect(client_config(work, pki, port, connections))
         assert result["confirmed"] == count, result
     finally:
         for process in (daemon, nginx):
             process.terminate()
             process.wait(30)
-    return {"ours_files_s": count / result["seconds"], "nginx_files_s": count / wall, **result}
+    ours, nginx_rate = count / result["seconds"], count / wall
+    return {"ours_files_s": ours, "nginx_files_s": nginx_rate, "ratio": ours / nginx_rate, **result}
 
 
 def bench_large(work: Path, pki: Path, size_mb: int) -> dict:
@@ -170,6 +192,9 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--file-kb", type=int, default=5, help="size of each small file")
+    parser.add_argument("--connections", default="1,4", help="peer connections to measure")
+    parser.add_argument("--runs", type=int, default=3, help="runs of the small-file cycle")
     parser.add_argument("--sizes", default="128,256,512", help="large-file sizes in MB")
     args = parser.parse_args()
     for tool in ("curl", "nginx", "lbzip2"):
@@ -179,13 +204,18 @@ def main() -> None:
     try:
         pki = base / "pki"
         init_dev_pki(pki, node_id="0086", peers=[PEER])
-        work = base / "small"
-        work.mkdir()
-        small = bench_small(work, pki, args.small)
-        print(f"{args.small} small files, one cycle over one connection:")
-        print(f"  concentrador collect: {small['ours_files_s']:8.0f} files/s "
-              f"(peak RSS {small['rss_mb']:.0f} MB)")  # fmt: skip
-        print(f"  nginx + curl       : {small['nginx_files_s']:8.0f} files/s (ceiling)")
+        print(f"{args.small} files of {args.file_kb} KB, one cycle; "
+              "nginx + one curl on one keep-alive connection beside it (ceiling):")  # fmt: skip
+        for connections in [int(c) for c in args.connections.split(",") if c]:
+            for run in range(1, args.runs + 1):
+                work = base / f"small-{connections}-{run}"
+                work.mkdir()
+                small = bench_small(work, pki, args.small, args.file_kb, connections)
+                print(f"  connections={connections} run {run}: ours {small['ours_files_s']:6.0f} "
+                      f"files/s, nginx+curl {small['nginx_files_s']:6.0f} files/s, "
+                      f"ratio {small['ratio']:.3f}x (aim >= 0.17x), "
+                      f"client peak RSS {small['rss_mb']:.0f} MB")  # fmt: skip
+                shutil.rmtree(work)
         for size in [int(s) for s in args.sizes.split(",") if s]:
             work = base / f"large-{size}"
             work.mkdir()

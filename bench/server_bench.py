@@ -66,6 +66,8 @@ def write_config(work: Path, pki: Path, port: int) -> Path:
         f'[node]\nid = "0086"\nspool = "{work / "spool"}"\n\n'
         f'[server]\nlisten = "127.0.0.1:{port}"\ncert = "{pki}/server.pem"\n'
         f'key = "{pki}/server.key"\nclient_ca = "{pki}/ca.pem"\ncrl = "{pki}/ca.crl"\n\n'
+        # Any free port for the console: not a running daemon's 9180.
+        '[admin]\nlisten = "127.0.0.1:0"\n\n'
         f'[[peers]]\nid = "{PEER}"\n'
         f'dn = ["CN=crec-client-1,CN=CREC,OU=Concentradores,O=REE,C=es"]\n'
     )
@@ -101,7 +103,10 @@ def publish_directly(spool_root: Path) -> list[str]:
     return big_names
 
 
-def start_daemon(config: Path, work: Path) -> subprocess.Popen[bytes]:
+def start_daemon(
+    config: Path, work: Path, command: list[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``concentrador serve`` (or ``command``, which must notify systemd), once READY=1."""
     notify_path = work / "notify.sock"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(notify_path))
@@ -109,7 +114,7 @@ def start_daemon(config: Path, work: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ, NOTIFY_SOCKET=str(notify_path), INVOCATION_ID="bench")
     env.update(json.loads(os.environ.get("BENCH_ENV", "{}")))
     process = subprocess.Popen(
-        [sys.executable, "-m", "concentrador", "--config", str(config), "serve"],
+        command or [sys.executable, "-m", "concentrador", "--config", str(config), "serve"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(work / "daemon.log", "wb"),  # noqa: SIM115 (lives as long as the process)

@@ -71,6 +71,8 @@ def write_config(root: Path, pki: Path, port: int) -> Path:
         f'[server]\nlisten = "127.0.0.1:{port}"\ncert = "{pki}/server.pem"\n'
         f'key = "{pki}/server.key"\nclient_ca = "{pki}/ca.pem"\n'
         "header_timeout = 20\nmax_connections = 2000\nmax_connections_per_address = 2000\n\n"
+        # Any free port for the console: not a running daemon's 9180.
+        '[admin]\nlisten = "127.0.0.1:0"\n\n'
         f'[[peers]]\nid = "{PEER}"\ndn = ["{DN}"]\n'
     )
     return path

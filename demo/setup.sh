@@ -2,11 +2,14 @@
 # The two-node demo: create the configs, spools and dev PKI of two
 # concentrators on this machine, node A (0086) and node B (CREC).
 #
-#   bash demo/setup.sh [--dir DIR] [--port-a N] [--port-b N] [--collect CRON] [--force]
+#   bash demo/setup.sh [--dir DIR] [--port-a N] [--port-b N] [--admin-a N] [--admin-b N]
+#                      [--collect CRON] [--force]
 #
 #   --dir DIR       where to put everything (default demo/run/, git-ignored)
 #   --port-a N      A's TLS port on 127.0.0.1 (default 9086)
 #   --port-b N      B's TLS port on 127.0.0.1 (default 9087)
+#   --admin-a N     A's operator console on http://127.0.0.1:N/ (default 9180)
+#   --admin-b N     B's operator console on http://127.0.0.1:N/ (default 9181)
 #   --collect CRON  B's collection schedule, 5-field crontab (default "* * * * *")
 #   --force         replace the dev PKI in DIR/certs/ too (configs are always rewritten)
 #
@@ -31,6 +34,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="$root/demo/run"
 port_a=9086
 port_b=9087
+admin_a=9180
+admin_b=9181
 collect="* * * * *"
 force=""
 
@@ -41,18 +46,21 @@ while [ $# -gt 0 ]; do
     --dir) [ $# -ge 2 ] || die "--dir needs a value"; dir="$2"; shift 2 ;;
     --port-a) [ $# -ge 2 ] || die "--port-a needs a value"; port_a="$2"; shift 2 ;;
     --port-b) [ $# -ge 2 ] || die "--port-b needs a value"; port_b="$2"; shift 2 ;;
+    --admin-a) [ $# -ge 2 ] || die "--admin-a needs a value"; admin_a="$2"; shift 2 ;;
+    --admin-b) [ $# -ge 2 ] || die "--admin-b needs a value"; admin_b="$2"; shift 2 ;;
     --collect) [ $# -ge 2 ] || die "--collect needs a value"; collect="$2"; shift 2 ;;
     --force) force="--force"; shift ;;
-    -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
 
-for port in "$port_a" "$port_b"; do
+for port in "$port_a" "$port_b" "$admin_a" "$admin_b"; do
   [[ "$port" =~ ^[0-9]{1,5}$ ]] && [ "$port" -ge 1 ] && [ "$port" -le 65535 ] ||
     die "'$port' is not a TCP port (1..65535)"
 done
-[ "$port_a" != "$port_b" ] || die "--port-a and --port-b must differ"
+[ "$(printf '%s\n' "$port_a" "$port_b" "$admin_a" "$admin_b" | sort -u | wc -l)" -eq 4 ] ||
+  die "the four ports (--port-a, --port-b, --admin-a, --admin-b) must differ"
 # The value is pasted into the TOML and a sed replacement: crontab characters only.
 [[ "$collect" =~ ^[0-9A-Za-z*/,\ -]+$ ]] || die "--collect '$collect' is not a crontab expression"
 
@@ -75,6 +83,7 @@ fi
 render() {  # render TEMPLATE OUTPUT
   local tmp="$2.new"
   sed -e "s|@PORT_A@|$port_a|g" -e "s|@PORT_B@|$port_b|g" -e "s|@COLLECT@|$collect|g" \
+    -e "s|@ADMIN_A@|$admin_a|g" -e "s|@ADMIN_B@|$admin_b|g" \
     "$root/demo/$1" >"$tmp"
   mv "$tmp" "$2"  # a daemon reloading (SIGHUP) never reads half a file
 }
@@ -94,6 +103,7 @@ done
 cat <<EOF
 node A (0086): $dir/node-a/concentrador.toml  https://localhost:$port_a/  publishes for CREC
 node B (CREC): $dir/node-b/concentrador.toml  https://localhost:$port_b/  collects from 0086 ("$collect"), pushes to 0086
+consoles:    A http://127.0.0.1:$admin_a/   B http://127.0.0.1:$admin_b/   (status, files, trails, /metrics)
 start them:  .venv/bin/concentrador --config $dir/node-a/concentrador.toml serve
              .venv/bin/concentrador --config $dir/node-b/concentrador.toml serve
 EOF

@@ -4,7 +4,7 @@
 # quick when everything is already there.
 #   $1 = "run"  -> what the daemon needs (python3-venv)
 #   $1 = "test" -> plus what the test suite needs (Java 17, Apache Axis 1.4,
-#                  lbzip2, openssl)
+#                  lbzip2, openssl, chromium for the console's browser test)
 set -euo pipefail
 mode="${1:-run}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,7 +12,7 @@ cd "$root"
 
 pkgs=(python3 python3-venv python3-pip)
 if [ "$mode" = "test" ]; then
-  pkgs+=(default-jdk-headless libaxis-java libactivation-java libmail-java lbzip2 openssl curl)
+  pkgs+=(default-jdk-headless libaxis-java libactivation-java libmail-java lbzip2 openssl curl chromium)
 fi
 
 missing=()

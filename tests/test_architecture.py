@@ -2,8 +2,8 @@
 
 Rules (each test names the offending module and import):
 
-- imports only go down: ``protocol`` < ``config`` < ``pki`` < ``spool`` <
-  ``server``, ``client`` < ``daemon`` < ``cli`` (``ALLOWED`` says exactly what
+- imports only go down: ``protocol`` < ``config``, ``telemetry`` < ``pki`` < ``spool`` <
+  ``server``, ``client`` < ``console`` < ``daemon`` < ``cli`` (``ALLOWED`` says exactly what
   each layer may import); every import counts, also one inside a function or
   under ``if TYPE_CHECKING:``, because a typing-only dependency on a higher
   layer is still a design dependency;
@@ -31,16 +31,31 @@ from pathlib import Path
 PACKAGE = "concentrador"
 SOURCE_ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 
-LAYERS = ("protocol", "config", "pki", "spool", "server", "client", "daemon", "cli")
+LAYERS = (
+    "protocol",
+    "config",
+    "telemetry",
+    "pki",
+    "spool",
+    "server",
+    "client",
+    "console",
+    "daemon",
+    "cli",
+)
 # What each layer may import of ours (besides the root package, which only holds
 # ``__version__``). ``server`` and ``client`` are siblings: neither imports the other.
+# ``telemetry`` holds the metric objects every layer records into; it imports nothing of ours.
 ALLOWED: dict[str, frozenset[str]] = {
     "protocol": frozenset({"protocol"}),
     "config": frozenset({"config", "protocol"}),
     "pki": frozenset({"pki", "config", "protocol"}),
-    "spool": frozenset({"spool", "config", "protocol"}),
-    "server": frozenset({"server", "spool", "config", "protocol", "pki"}),
-    "client": frozenset({"client", "spool", "config", "protocol", "pki"}),
+    "telemetry": frozenset({"telemetry"}),
+    "spool": frozenset({"spool", "config", "protocol", "telemetry"}),
+    "server": frozenset({"server", "spool", "config", "protocol", "pki", "telemetry"}),
+    "client": frozenset({"client", "spool", "config", "protocol", "pki", "telemetry"}),
+    # The operator console reads the layers below and is started by the daemon.
+    "console": frozenset(LAYERS) - {"daemon", "cli"},
     "daemon": frozenset(LAYERS) - {"cli"},
     "cli": frozenset(LAYERS),
     # ``python -m concentrador`` runs the CLI.
@@ -85,7 +100,7 @@ MAX_LINES = 400
 # Modules already over MAX_LINES, at their size when this test was written: they
 # may shrink (then lower or drop the entry) but not grow. Split them, don't add more.
 OVERSIZE_ALLOWED: dict[str, int] = {
-    "concentrador.spool.durable": 404,
+    "concentrador.spool.durable": 403,
 }
 
 
@@ -198,7 +213,8 @@ def test_the_scan_sees_the_whole_tree() -> None:
     assert set(LAYERS) <= {layer_of(m) for m in MODULES}
     assert len(MODULES) > 50
     assert len(ours(IMPORTS)) > 200
-    assert any(i.in_function for i in ours(IMPORTS))
+    # No function-local import of ours is left in the tree to look for: the
+    # next test proves on a sample that the scan sees them.
     assert any(i.type_checking for i in ours(IMPORTS))
 
 

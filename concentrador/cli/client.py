@@ -1,4 +1,4 @@
-"""``concentrador collect|push|ls|time|retry PEER ...``: the one-shot commands.
+"""``concentrador collect|push|ls|time|retry|republish|review PEER ...``: the one-shot commands.
 
 Each is ``function(config, args) -> int`` as :mod:`concentrador.cli.program`
 dispatches it. They use the same config, spool and ledger as the daemon and
@@ -11,25 +11,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import TextIO, TypeVar
 
-from concentrador.cli.program import CommandFailed
+from concentrador.cli.errors import CommandFailed
 from concentrador.client.collect import clock_offset_seconds
 from concentrador.client.errors import ClientError
 from concentrador.client.progress import progress_for
-from concentrador.client.push import RetryRefused, requeue_failed
 from concentrador.client.runner import ClientRunner
 from concentrador.client.session import PeerSession
 from concentrador.config.model import Config, PeerConfig
 from concentrador.protocol import format_wire_datetime
+from concentrador.spool.actions import ActionRefused, mark_reviewed, republish, retry_push
 from concentrador.spool.inbound.rebuilds import LocalRebuilds
 from concentrador.spool.layout import Spool
 from concentrador.spool.ledger import Ledger
+from concentrador.spool.outbound.compress import detect_compressor
+from concentrador.spool.outbound.publisher import Publisher
 
-__all__ = ["collect", "ls", "push", "retry", "time"]
+__all__ = ["collect", "ls", "push", "republish_file", "retry", "review", "time"]
 
 T = TypeVar("T")
 
@@ -48,12 +51,12 @@ def _peer(config: Config, args: argparse.Namespace, *, needs_url: bool = True) -
 def _ledger(config: Config) -> Ledger:
     spool = Spool(config.node.spool)
     spool.ensure()
-    return Ledger(spool.ledger_path)
+    return Ledger(spool.ledger_path, classifier=config.type_classifier())
 
 
-def _run(work: Callable[[], Awaitable[T]]) -> T:
+def _run(work: Callable[[], Coroutine[object, None, T]]) -> T:
     try:
-        return asyncio.run(work())  # type: ignore[arg-type]
+        return asyncio.run(work())
     except ClientError as exc:
         raise CommandFailed(str(exc)) from None
 
@@ -96,9 +99,6 @@ def push(config: Config, args: argparse.Namespace, *, out: TextIO | None = None)
 
 def _publish_outbox(config: Config, peer: PeerConfig, ledger: Ledger) -> int:
     """The outbox pipeline (compress, split, move to ``sending/``), without settling."""
-    from concentrador.spool.outbound.compress import detect_compressor
-    from concentrador.spool.outbound.publisher import Publisher
-
     peer_spool = Spool(config.node.spool).peer(peer.id).ensure()
     with detect_compressor() as compressor:
         publisher = Publisher(
@@ -158,20 +158,54 @@ def time(config: Config, args: argparse.Namespace, *, out: TextIO | None = None)
     return 0
 
 
+def _actor() -> str:
+    """Who acts, for the file's audit trail: the CLI and the login name."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return "cli"
+
+
+def _act(config: Config, args: argparse.Namespace, action: Callable[..., T]) -> T:
+    """Run a spool action on ``args.peer``/``args.name``; refusals become CommandFailed."""
+    peer = _peer(config, args, needs_url=False)
+    with _ledger(config) as ledger:
+        try:
+            return action(
+                Spool(config.node.spool),
+                ledger,
+                peer.id,
+                args.name,
+                actor=_actor(),
+                reason=getattr(args, "reason", None) or "",
+            )
+        except ActionRefused as exc:
+            raise CommandFailed(str(exc)) from None
+
+
 def retry(config: Config, args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     """Move the failed file ``args.name`` of ``args.peer`` back to ``sending/``."""
     peer = _peer(config, args, needs_url=False)
     out = out or sys.stdout
-    peer_spool = Spool(config.node.spool).peer(peer.id)
-    with _ledger(config) as ledger:
-        try:
-            moved = requeue_failed(peer_spool, ledger, args.name)
-        except RetryRefused as exc:
-            raise CommandFailed(str(exc)) from None
+    moved = _act(config, args, retry_push)
     print(
         f"{peer.id}: {len(moved)} file(s) back in sending/; the next push cycle sends them",
         file=out,
     )
     if peer.deliver != "push":
         print(f'note: {peer.id} has deliver = "{peer.deliver}"; no push cycle runs', file=out)
+    return 0
+
+
+def republish_file(config: Config, args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    """Move the expired file ``args.name`` of ``args.peer`` back to ``published/``."""
+    moved = _act(config, args, republish)
+    print(f"{args.peer}: {len(moved)} file(s) published again", file=out or sys.stdout)
+    return 0
+
+
+def review(config: Config, args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    """Note in the audit trail that the file ``args.name`` of ``args.peer`` was reviewed."""
+    _act(config, args, mark_reviewed)
+    print(f"{args.peer}: {args.name} marked as reviewed", file=out or sys.stdout)
     return 0

@@ -1,9 +1,8 @@
 """The operator command line: ``concentrador [--config F] COMMAND ...``.
 
-``check-config`` and ``certs init`` live here. Every other command is
-dispatched through :data:`COMMANDS`, a lazy import table, to the module that
-implements it, so that this file does not grow with the daemon and a command
-whose module is not written yet says so instead of pretending.
+The parser and the dispatch live here, with ``check-config``; each other
+command is a function in its own module (``status``, ``client``, ``certs``,
+``daemon.serve``), called through :data:`COMMANDS` once the config is loaded.
 
 Exit codes: 0 success; 1 failure (one line on stderr, a traceback only with
 ``-v``); 2 bad usage or bad config (one line per problem); 130 interrupted.
@@ -12,55 +11,44 @@ Exit codes: 0 success; 1 failure (one line on stderr, a traceback only with
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
-from types import ModuleType
 
 from concentrador import __version__
+from concentrador.cli import certs, client, status
+from concentrador.cli.errors import CommandFailed
 from concentrador.config import Config, ConfigError, load_config, resolve_config_path
 from concentrador.config.render import render_config
-from concentrador.config.typeids import ALL_TYPES, REAL_TYPE_IDS
-from concentrador.pki.devpki import DEFAULT_NODE_ID, DEFAULT_PEERS, P12_PASSWORD, init_dev_pki
+from concentrador.daemon.serve import serve
+from concentrador.protocol.filetypes import REAL_TYPE_IDS, TOD
+
+__all__ = ["COMMANDS", "CommandFailed", "ConfiguredCommand", "build_parser", "main"]
 
 PROG = "concentrador"
 
-
-@dataclass(frozen=True)
-class Command:
-    """Where a command is implemented: ``module:function``.
-
-    ``with_args`` functions are called ``function(config, args) -> int``
-    (``args`` is the argparse namespace: ``args.peer``, ``args.types``,
-    ``args.name``, ``args.verbose``); the others ``function(config) -> int``.
-    """
-
-    module: str
-    function: str
-    with_args: bool = True
+ConfiguredCommand = Callable[[Config, argparse.Namespace], int]
+"""A command that needs the config: ``function(config, args) -> exit code``
+(``args`` is the argparse namespace: ``args.peer``, ``args.types``, ...)."""
 
 
-COMMANDS: dict[str, Command] = {
-    "serve": Command("concentrador.daemon.serve", "serve", with_args=False),
-    "status": Command("concentrador.cli.status", "run"),
-    "collect": Command("concentrador.cli.client", "collect"),
-    "push": Command("concentrador.cli.client", "push"),
-    "ls": Command("concentrador.cli.client", "ls"),
-    "time": Command("concentrador.cli.client", "time"),
-    "retry": Command("concentrador.cli.client", "retry"),
+def _serve(config: Config, _args: argparse.Namespace) -> int:
+    return serve(config)
+
+
+COMMANDS: dict[str, ConfiguredCommand] = {
+    "serve": _serve,
+    "status": status.run,
+    "collect": client.collect,
+    "push": client.push,
+    "ls": client.ls,
+    "time": client.time,
+    "retry": client.retry,
+    "republish": client.republish_file,
+    "review": client.review,
 }
-"""The lazily imported commands (see :class:`Command` for the signatures)."""
-
-
-class CommandFailed(Exception):
-    """A command fails with a message and an exit code, no traceback."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+"""The commands that run with the loaded config, by name (looked up at call time)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]):
+    def add(
+        name: str, help_text: str, handler: Callable[[argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
         command = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
         command.set_defaults(handler=handler, command_name=name)
         return command
@@ -124,29 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_type_list,
         default=None,
         metavar="CUR,INC",
-        help=f"comma-separated type ids, or {ALL_TYPES} (default: the peer's collect_types)",
+        help=f"comma-separated type ids, or {TOD} (default: the peer's collect_types)",
     )
     add("time", "ask a peer its date and time; show the clock offset", _dispatch).add_argument(
         "peer"
     )
-    retry = add("retry", "retry a file that failed to reach a peer", _dispatch)
-    retry.add_argument("peer")
-    retry.add_argument("name", help="file name")
+    for action, summary in (
+        ("retry", "retry a file that failed to reach a peer"),
+        ("republish", "publish an expired file again, with a new window"),
+        ("review", "note in a file's audit trail that you reviewed it"),
+    ):
+        acting = add(action, summary, _dispatch)
+        acting.add_argument("peer")
+        acting.add_argument("name", help="file name")
+        acting.add_argument("--reason", default="", help="why (kept in the audit trail)")
 
-    certs = sub.add_parser("certs", parents=[common], help="development PKI")
-    certs_sub = certs.add_subparsers(dest="certs_command", required=True, metavar="COMMAND")
-    init = certs_sub.add_parser(
-        "init", parents=[common], help="create a development CA and certificates in DIR"
-    )
-    init.set_defaults(handler=_certs_init, command_name="certs init")
-    init.add_argument("directory", metavar="DIR")
-    init.add_argument("--force", action="store_true", help="replace existing files")
-    init.add_argument("--node-id", default=DEFAULT_NODE_ID, help="our concentrator code")
-    init.add_argument(
-        "--peers",
-        default=",".join(DEFAULT_PEERS),
-        help="comma-separated dev peer codes (default %(default)s; '' for none)",
-    )
+    certs.add_subcommands(sub.add_parser("certs", parents=[common], help="development PKI"), common)
     return parser
 
 
@@ -158,11 +141,11 @@ def parse_type_list(text: str) -> list[str]:
     types = [part.strip().upper() for part in text.split(",") if part.strip()]
     if not types:
         raise argparse.ArgumentTypeError("no type ids given")
-    unknown = [t for t in types if t not in REAL_TYPE_IDS and t != ALL_TYPES]
+    unknown = [t for t in types if t not in REAL_TYPE_IDS and t != TOD]
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown type id(s): {', '.join(unknown)}")
-    if ALL_TYPES in types and len(types) > 1:
-        raise argparse.ArgumentTypeError(f"{ALL_TYPES} means all types and must be alone")
+    if TOD in types and len(types) > 1:
+        raise argparse.ArgumentTypeError(f"{TOD} means all types and must be alone")
     return types
 
 
@@ -178,23 +161,6 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _certs_init(args: argparse.Namespace) -> int:
-    from concentrador.pki.devpki import PkiError
-
-    peers = [peer.strip() for peer in args.peers.split(",") if peer.strip()]
-    try:
-        pki = init_dev_pki(args.directory, node_id=args.node_id, peers=peers, force=args.force)
-    except PkiError as exc:
-        raise CommandFailed(str(exc)) from None
-    print(f"development PKI written to {pki.directory}")
-    width = max(len(issued.certificate_path.name) for issued in pki.files)
-    for issued in pki.files:
-        note = "  (revoked in ca.crl)" if issued.role == "revoked" else ""
-        print(f"  {issued.certificate_path.name:<{width}}  {issued.subject}{note}")
-    print(f'PKCS12 bundles (*.p12) use the password "{P12_PASSWORD.decode()}".')
-    return 0
-
-
 def _dispatch(args: argparse.Namespace) -> int:
     command = COMMANDS[args.command_name]
     config = _load(args)
@@ -202,27 +168,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if peer_id is not None and config.peer_by_id(peer_id) is None:
         known = ", ".join(peer.id for peer in config.peers) or "none"
         raise CommandFailed(f"unknown peer {peer_id!r} (configured: {known})", exit_code=2)
-    function = _resolve(command)
-    if function is None:
-        raise CommandFailed("not implemented yet")
-    result = function(config, args) if command.with_args else function(config)
-    return int(result or 0)
-
-
-def _resolve(command: Command) -> Callable[..., int] | None:
-    """The command's function, or None when its module is not written yet.
-
-    Only the absence of *that* module (or a parent package) counts; an
-    import error inside an existing module is a real bug and propagates.
-    """
-    try:
-        module: ModuleType = importlib.import_module(command.module)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if missing and (command.module == missing or command.module.startswith(missing + ".")):
-            return None
-        raise
-    return getattr(module, command.function, None)
+    return command(config, args)
 
 
 def _configure_logging(verbosity: int) -> None:

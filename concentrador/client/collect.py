@@ -21,9 +21,9 @@ For one peer, over one :class:`~concentrador.client.session.PeerSession`:
 Pipelining (one connection, requests strictly one after the other): a whole
 file's durable commit (fsync, rename, folder fsync, ledger row) runs in a
 worker thread while the next file is fetched, and its confirmation goes out
-right after that fetch. So the disk work hides behind the network instead of
-adding to it, and a file is still confirmed only once it is durably stored
-and recorded. The ledger's "confirmed" mark is likewise written in the
+right after that fetch (``connections = N``: N lanes, confirming at once).
+The disk work hides behind the network, and a file is still confirmed only
+once it is durably stored and recorded. The ledger's "confirmed" mark is likewise written in the
 background; it only saves a re-confirmation, and every background write is
 awaited before the cycle returns (or fails).
 
@@ -48,7 +48,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from concentrador.client.cycle import PeerCycle, utc_now
+from concentrador.client.cycle import PeerCycle, in_lanes, utc_now
 from concentrador.client.errors import (
     AuthenticationRefused,
     FileVanished,
@@ -148,9 +148,12 @@ class Collector(PeerCycle):
             1024 * sum(sizes[n] for n in grouped.whole)
             + 1024 * sum(sizes[n] for names in grouped.complete.values() for n in names),
         )
-        for name in grouped.whole:
+
+        async def collect_whole(name: str) -> None:
             await self._collect_whole(name)
-            await self._confirm_stored(keep=1)
+            await self._confirm_stored(keep=int(self.peer.connections == 1))
+
+        await in_lanes(self.peer.connections, grouped.whole, collect_whole)
         await self._confirm_stored(keep=0)
         for original, block_names in grouped.complete.items():
             await self._collect_split(original, list(block_names))

@@ -3,8 +3,10 @@ its spool, the ledger, a clock and a progress reporter."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from concentrador.client.progress import Progress
 from concentrador.client.session import PeerSession
@@ -12,11 +14,36 @@ from concentrador.config.model import PeerConfig
 from concentrador.spool.layout import PeerSpool
 from concentrador.spool.ledger import Ledger
 
-__all__ = ["PeerCycle", "utc_now"]
+__all__ = ["PeerCycle", "in_lanes", "utc_now"]
+
+_T = TypeVar("_T")
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+async def in_lanes(count: int, items: Iterable[_T], work: Callable[[_T], Awaitable[None]]) -> None:
+    """``work(item)`` for every item, at most ``count`` at a time, in order of start.
+
+    The first failure stops the other lanes (cancelled, then awaited) and is raised.
+    """
+    pending = iter(items)
+
+    async def lane() -> None:
+        for item in pending:  # shared: the first free lane takes the next item
+            await work(item)
+
+    lanes = [asyncio.ensure_future(lane()) for _ in range(max(1, count))]
+    try:
+        await asyncio.wait(lanes, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in lanes:
+            task.cancel()
+        await asyncio.gather(*lanes, return_exceptions=True)
+    for task in lanes:
+        if not task.cancelled() and (failure := task.exception()) is not None:
+            raise failure
 
 
 class PeerCycle:

@@ -2,7 +2,8 @@
 
 The message is parsed as it arrives (:class:`DimeReader`, with the
 session's limits, so a hostile peer cannot make us buffer more than an
-envelope): record 0 is the SOAP envelope, record 1 the file. The file goes
+envelope): record 0 is the SOAP envelope, record 1 the file, and a third
+record is refused (CPCSCC.md §5: exactly two). The file goes
 to a caller-supplied sink in ~1 MiB batches written off the event loop, so
 neither the whole file nor a thread hop per network read is ever needed.
 """
@@ -31,6 +32,7 @@ from concentrador.protocol import (
     RecogerFicheroResponse,
     RecordData,
     RecordEnd,
+    RecordStart,
 )
 
 __all__ = ["DOWNLOAD_FLUSH", "DownloadSink", "read_dime_download", "vanished"]
@@ -97,6 +99,13 @@ async def read_dime_download(
                 on_received(len(chunk))
             reader.receive_data(chunk)  # b"" means end of input
             while (event := reader.next_event()) is not NEED_DATA:
+                if isinstance(event, RecordStart) and event.index >= 2:
+                    # CPCSCC.md §5: the envelope and the file, nothing else.
+                    raise PeerProtocolError(
+                        peer_id,
+                        f"{OPERATION} {name}: DIME answer has more than two records "
+                        "(the envelope and one file only)",
+                    )
                 if isinstance(event, RecordData):
                     if event.index == 0:
                         envelope += event.data

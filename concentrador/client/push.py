@@ -45,7 +45,8 @@ from concentrador.client.retry_policy import Action, Outcome, decide
 from concentrador.client.session import PeerSession
 from concentrador.config.model import PeerConfig
 from concentrador.protocol import parse_block_name
-from concentrador.spool.durable import durable_move, file_md5, move_aside, move_with_reason
+from concentrador.spool.actions import PUSH_REASON_PREFIX, ActionRefused, requeue_failed
+from concentrador.spool.durable import file_md5, move_aside, move_with_reason
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
 from concentrador.spool.locks import peer_lock
@@ -63,8 +64,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 KV_FAILED_COUNT = "push_failed_count"
-REASON_SUFFIX = ".reason"
-_REASON_PREFIX = "push of "
+# A failed file is retried through spool/actions.py (the CLI and the console
+# share it); these names stay importable from here.
+RetryRefused = ActionRefused
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,13 @@ class Pusher(PeerCycle):
             for path in outgoing.paths:
                 if path.exists():
                     move_aside(path, self.spool.dir(SpoolState.DELIVERED))
-            self.ledger.set_state(self.peer_id, outgoing.original, SpoolState.DELIVERED.value)
+            blocks = len(outgoing.paths)
+            self.ledger.set_state(
+                self.peer_id,
+                outgoing.original,
+                SpoolState.DELIVERED.value,
+                detail=f"pushed: {blocks} block(s) answered codigo 0",
+            )
             self.ledger.clear_push_state(self.peer_id, outgoing.original)
 
     async def _escalate(self, original: str, reason: str, last_error: str | None) -> None:
@@ -257,7 +265,7 @@ class Pusher(PeerCycle):
         self.summary.failed.append(original)
 
     def _escalate_sync(self, original: str, reason: str, last_error: str | None) -> None:
-        why = f"{_REASON_PREFIX}{original} to {self.peer_id} escalated: {reason}"
+        why = f"{PUSH_REASON_PREFIX}{original} to {self.peer_id} escalated: {reason}"
         with peer_lock(self.spool):
             for outgoing in pending_files(self.spool):
                 if outgoing.original != original:
@@ -271,62 +279,7 @@ class Pusher(PeerCycle):
                         last_error=last_error,
                         now=self.now(),
                     )
-            self.ledger.set_state(self.peer_id, original, SpoolState.FAILED.value)
+            self.ledger.set_state(self.peer_id, original, SpoolState.FAILED.value, detail=reason)
             self.ledger.clear_push_state(self.peer_id, original)
             count = int(self.ledger.status(self.peer_id).get(KV_FAILED_COUNT, "0") or 0)
             self.ledger.set_status(self.peer_id, KV_FAILED_COUNT, str(count + 1))
-
-
-class RetryRefused(Exception):
-    """``retry PEER NAME`` cannot proceed; ``str()`` is one line."""
-
-
-def requeue_failed(peer_spool: PeerSpool, ledger: Ledger, name: str) -> list[Path]:
-    """Move a failed pushed file (all of its blocks) back to ``sending/``.
-
-    ``name`` is the file's name (a block's name also works). Its ``.reason``
-    files go to ``archive/`` (kept for the record) and its retry count starts
-    again. Only files that failed to be *pushed* qualify: a received block
-    set that failed to rebuild is the peer's file, not ours to send.
-    """
-    block = parse_block_name(name)
-    original = block.original if block is not None else name
-    failed = peer_spool.dir(SpoolState.FAILED)
-    with peer_lock(peer_spool):
-        paths = []
-        for path in peer_spool.files(SpoolState.FAILED):
-            found = parse_block_name(path.name)
-            if path.name == original or (found is not None and found.original == original):
-                paths.append(path)
-        if not paths:
-            raise RetryRefused(f"no failed file {original!r} for {peer_spool.peer} in {failed}")
-        for path in paths:
-            if not _pushed_by_us(ledger, peer_spool.peer, original, path):
-                raise RetryRefused(
-                    f"{path.name} is not a file we pushed to {peer_spool.peer}; not re-sent"
-                )
-        sending = peer_spool.dir(SpoolState.SENDING)
-        for path in paths:
-            if (sending / path.name).exists():
-                raise RetryRefused(f"{path.name} is already in {sending}")
-        moved = [durable_move(path, sending) for path in paths]
-        for path in paths:
-            reason = path.with_name(path.name + REASON_SUFFIX)
-            if reason.exists():
-                move_aside(reason, peer_spool.dir(SpoolState.ARCHIVE), stamp=True)
-        ledger.set_state(peer_spool.peer, original, SpoolState.SENDING.value)
-        ledger.clear_push_state(peer_spool.peer, original)
-    log.info("%s: %s moved back to sending/ (%d file(s))", peer_spool.peer, original, len(moved))
-    return moved
-
-
-def _pushed_by_us(ledger: Ledger, peer: str, original: str, path: Path) -> bool:
-    if ledger.entries_of(peer, original):
-        return True
-    # Not in the ledger (dropped into sending/ by hand): trust our own reason line.
-    reason = path.with_name(path.name + REASON_SUFFIX)
-    try:
-        with open(reason, encoding="utf-8", errors="replace") as handle:
-            return handle.read(len(_REASON_PREFIX)) == _REASON_PREFIX
-    except OSError:
-        return False

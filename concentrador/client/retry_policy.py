@@ -72,7 +72,8 @@ class Decision:
     next_attempt_at: datetime | None = None
 
 
-_ESCALATE_CODES = {
+# Keyed by int: the wire codigo may be one PushResult does not name.
+_ESCALATE_CODES: dict[int, str] = {
     PushResult.PARTICIPANT_NOT_ALLOWED: "the peer does not accept this participant code from us",
     PushResult.TYPE_NOT_ALLOWED: "the peer does not accept this file type from us",
     PushResult.TOO_LARGE: "the peer says the file or block is larger than 8 MB",

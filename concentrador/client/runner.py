@@ -7,6 +7,9 @@ facts in the ledger's kv table (shown by ``concentrador status``):
 * ``last_cycle_at`` / ``last_cycle_result``: the last collection cycle;
 * ``last_push_at`` / ``last_push_result``: the last push cycle;
 * ``clock_offset_seconds`` (written by the collector);
+* ``last_cycle_ok_at`` / ``last_push_ok_at``: the last one that succeeded, and
+  ``cycle_failures_in_a_row`` / ``push_failures_in_a_row`` (the console warns
+  about a peer whose last cycles all failed);
 * ``push_failed_count``, ``checksum_failures``;
 * ``authentication_refused``: set, loudly, when the peer answered
   ``Client.Autenticacion``; the daemon then stops that peer's cycles until
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -32,6 +36,7 @@ from concentrador.config.model import Config, PeerConfig
 from concentrador.spool.inbound.rebuilds import RebuildSet
 from concentrador.spool.layout import PeerSpool, Spool
 from concentrador.spool.ledger import Ledger
+from concentrador.telemetry.metrics import CYCLE_SECONDS
 
 __all__ = ["ClientRunner", "NotCallable"]
 
@@ -143,23 +148,39 @@ class ClientRunner:
         """Lock, session, run, record: the part collection and push share."""
         await asyncio.to_thread(peer_spool.ensure)
         with cycle_lock(peer_spool, lock_kind):
+            # Timed inside the lock: waiting for another cycle is not this one's cost.
+            started = time.perf_counter()
             try:
                 async with self.session_factory(self.config, peer) as session:
                     summary = await make_worker(session).run()
             except ClientError as exc:
-                await self._record(peer.id, status_kind, f"failed: {exc}")
+                self._observe(lock_kind, peer.id, "failed", started)
+                await self._record(peer.id, status_kind, f"failed: {exc}", ok=False)
                 if isinstance(exc, AuthenticationRefused):
                     await self._refused(peer.id, exc)
                 raise
-        await self._record(peer.id, status_kind, f"ok: {summary.line()}")
+        self._observe(lock_kind, peer.id, "ok", started)
+        await self._record(peer.id, status_kind, f"ok: {summary.line()}", ok=True)
         return summary
 
-    async def _record(self, peer_id: str, kind: str, result: str) -> None:
+    @staticmethod
+    def _observe(kind: str, peer_id: str, result: str, started: float) -> None:
+        CYCLE_SECONDS.labels(kind, peer_id, result).observe(time.perf_counter() - started)
+
+    async def _record(self, peer_id: str, kind: str, result: str, *, ok: bool) -> None:
         when = self.now().isoformat(timespec="seconds")
 
         def write() -> None:
             self.ledger.set_status(peer_id, f"last_{kind}_at", when)
             self.ledger.set_status(peer_id, f"last_{kind}_result", " ".join(result.split()))
+            in_a_row = f"{kind}_failures_in_a_row"
+            if ok:
+                self.ledger.set_status(peer_id, f"last_{kind}_ok_at", when)
+                self.ledger.set_status(peer_id, in_a_row, "0")
+            else:
+                failures = self.ledger.status(peer_id).get(in_a_row, "0")
+                count = int(failures) if failures.isdigit() else 0
+                self.ledger.set_status(peer_id, in_a_row, str(count + 1))
 
         await asyncio.to_thread(write)
 

@@ -2,8 +2,9 @@
 
 Why a session per cycle: the spec asks a client to keep one connection and
 its session cookies for all the calls of a cycle with a peer (§1). The
-connector therefore allows exactly one connection, and the cookie jar lives
-as long as the session. When a peer closes after each answer (Axis answers
+connector therefore allows one connection (``connections = N`` in the peer's
+config allows N kept-alive ones, for many small files), and the cookie jar
+lives as long as the session. When a peer closes after each answer (Axis answers
 HTTP/1.0 with a close-delimited body, §10) the next call simply opens a new
 connection and the cookies still go with it.
 
@@ -156,7 +157,7 @@ class PeerSession:
         )
 
     async def __aenter__(self) -> PeerSession:
-        connector = aiohttp.TCPConnector(limit=1, ssl=self._ssl)
+        connector = aiohttp.TCPConnector(limit=self.peer.connections, ssl=self._ssl)
         # Cookies are ours (see cookies.py): aiohttp's jar drops Axis's
         # nameless session cookie.
         self._http = aiohttp.ClientSession(
@@ -259,7 +260,7 @@ class PeerSession:
                         raise OSError(f"{path} shrank while being sent")
                     remaining -= len(piece)
                     for part in writer.write(piece):
-                        yield bytes(part) if isinstance(part, memoryview) else part
+                        yield part if isinstance(part, bytes) else bytes(part)
                     if on_bytes is not None:
                         on_bytes(len(piece))
                 yield writer.end()

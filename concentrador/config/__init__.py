@@ -23,6 +23,7 @@ from concentrador.config.loader import (
     resolve_config_path,
 )
 from concentrador.config.model import (
+    AdminConfig,
     ClientConfig,
     Config,
     ConnectionLimits,
@@ -36,6 +37,7 @@ from concentrador.config.model import (
 __all__ = [
     "CONFIG_ENV",
     "DEFAULT_CONFIG_PATH",
+    "AdminConfig",
     "ClientConfig",
     "Config",
     "ConfigError",

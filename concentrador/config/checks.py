@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 MISSING: Any = object()
 """Default marker: the key is required."""
@@ -21,6 +22,39 @@ MISSING: Any = object()
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 """Concentrator codes (``0086``, ``CREC``). They become spool folder names,
 so they are kept to a safe alphabet."""
+
+
+_LISTEN = re.compile(
+    r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_.-]+)):(?P<port>[0-9]{1,5})$"
+)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` (IPv6 as ``[::1]:8443``); raises ``ValueError``."""
+    match = _LISTEN.match(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not host:port (IPv6 as [::1]:8443)")
+    port = int(match["port"])
+    if port > 65535:
+        raise ValueError(f"{text!r}: port {port} is out of range 0..65535")
+    return match["v6"] or match["host"], port
+
+
+def parse_public_url(text: str) -> str:
+    """An absolute ``http(s)://host[:port]/path`` URL, as given; raises ``ValueError``.
+
+    It is what peers are told to call (the WSDL's address), so nothing a
+    client could misread: no user, query, fragment, spaces or non-ASCII.
+    """
+    if not text.isascii() or any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise ValueError(f"{text!r} must be ASCII without spaces or control characters")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{text!r} is not an absolute http:// or https:// URL")
+    if parts.username is not None or parts.query or parts.fragment or "#" in text:
+        raise ValueError(f"{text!r} must have no user, query or fragment")
+    parts.port  # noqa: B018 - raises ValueError for a port that is no number 0..65535
+    return text
 
 
 def describe_type(value: object) -> str:

@@ -326,7 +326,11 @@ def dn_from_der(der: bytes) -> DistinguishedName:
         raise DNError(f"not a DER certificate: {exc}") from None
 
 
-def dn_from_getpeercert(subject: Sequence[Sequence[Sequence[str]]]) -> DistinguishedName:
+PeerCertSubject = Sequence[Sequence[Sequence[str]]]
+"""``getpeercert()["subject"]``: RDNs of ``(long name, value)`` pairs."""
+
+
+def dn_from_getpeercert(subject: PeerCertSubject) -> DistinguishedName:
     """The DN from ``ssl.SSLSocket.getpeercert()["subject"]``: a tuple of
     RDNs (certificate order), each a tuple of ``(long name, value)`` pairs."""
     rdns = []
@@ -345,7 +349,7 @@ def dn_from_getpeercert(subject: Sequence[Sequence[Sequence[str]]]) -> Distingui
     return _make(rdns)
 
 
-DNLike = DistinguishedName | str | bytes | x509.Name | x509.Certificate | Sequence
+DNLike = DistinguishedName | str | bytes | x509.Name | x509.Certificate | PeerCertSubject
 
 
 def normalize_dn(dn: DNLike) -> DistinguishedName:
@@ -364,7 +368,9 @@ def normalize_dn(dn: DNLike) -> DistinguishedName:
         return dn_from_name(dn)
     if isinstance(dn, x509.Certificate):
         return dn_from_name(dn.subject)
-    if isinstance(dn, Sequence):
+    # tuple | list rather than Sequence: mypy would not narrow a Sequence
+    # check from bytes (a Sequence too, handled above) in the union.
+    if isinstance(dn, tuple | list):
         return dn_from_getpeercert(dn)
     raise DNError(f"cannot read a DN from a {type(dn).__name__}")
 

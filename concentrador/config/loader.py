@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +18,16 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from concentrador.config.checks import MISSING, Checker, describe_type, identifier, key_path_of
+from concentrador.config.admin import read_admin
+from concentrador.config.checks import (
+    MISSING,
+    Checker,
+    describe_type,
+    identifier,
+    key_path_of,
+    parse_listen,
+    parse_public_url,
+)
 from concentrador.config.errors import ConfigError
 from concentrador.config.model import (
     MAX_BLOCK_SIZE,
@@ -32,20 +40,26 @@ from concentrador.config.model import (
     ServerConfig,
 )
 from concentrador.config.peers import read_peers
-from concentrador.config.typeids import REAL_TYPE_IDS
 from concentrador.protocol import FileTypeError, TypeClassifier
+from concentrador.protocol.filetypes import REAL_TYPE_IDS
 
 CONFIG_ENV = "CONCENTRADOR_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config/concentrador.toml")
 
-_TOP_KEYS = ("node", "server", "client", "peers", "filetypes")
+_TOP_KEYS = ("node", "server", "client", "peers", "filetypes", "admin")
 _NODE_KEYS = ("id", "spool", "timezone", "publish_days", "block_size", "clock_warn_seconds")
 _LIMIT_KEYS = tuple(f.name for f in dataclasses.fields(ConnectionLimits))
-_SERVER_KEYS = ("listen", "cert", "key", "client_ca", "crl", "insecure_http", *_LIMIT_KEYS)
-_CLIENT_KEYS = ("cert", "key", "ca", "timeout", "retries", "retry_delay", "min_transfer_rate")
-_LISTEN = re.compile(
-    r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_.-]+)):(?P<port>[0-9]{1,5})$"
+_SERVER_KEYS = (
+    "listen",
+    "public_url",
+    "cert",
+    "key",
+    "client_ca",
+    "crl",
+    "insecure_http",
+    *_LIMIT_KEYS,
 )
+_CLIENT_KEYS = ("cert", "key", "ca", "timeout", "retries", "retry_delay", "min_transfer_rate")
 
 
 def resolve_config_path(
@@ -87,10 +101,12 @@ def build_config(data: dict[str, Any], path: Path) -> Config:
     timezone = node.timezone if node is not None else None
     peers = read_peers(checker, data.get("peers", []), timezone, has_client="client" in data)
     filetypes = _filetypes(checker, data.get("filetypes", {}))
+    admin = read_admin(checker, data.get("admin", {}))
     if checker.problems:
         raise ConfigError(checker.problems, path)
-    assert node is not None and server is not None and peers is not None  # no problems
-    return Config(path, node, server, client, peers, filetypes)
+    # no problems
+    assert node is not None and server is not None and peers is not None and admin is not None
+    return Config(path, node, server, client, peers, filetypes, admin)
 
 
 def _node(checker: Checker, raw: object) -> NodeConfig | None:
@@ -107,10 +123,16 @@ def _node(checker: Checker, raw: object) -> NodeConfig | None:
         table, "block_size", "node", MAX_BLOCK_SIZE, minimum=MIN_BLOCK_SIZE, maximum=MAX_BLOCK_SIZE
     )
     clock_warn = checker.integer(table, "clock_warn_seconds", "node", 120, minimum=1)
-    values = (node_id, spool, timezone, publish_days, block_size, clock_warn)
-    if any(value is None for value in values):
+    if (
+        node_id is None
+        or spool is None
+        or timezone is None
+        or publish_days is None
+        or block_size is None
+        or clock_warn is None
+    ):
         return None
-    return NodeConfig(*values)  # type: ignore[arg-type]
+    return NodeConfig(node_id, spool, timezone, publish_days, block_size, clock_warn)
 
 
 def _timezone(checker: Checker, name: str | None) -> ZoneInfo | None:
@@ -121,17 +143,6 @@ def _timezone(checker: Checker, name: str | None) -> ZoneInfo | None:
     except (ZoneInfoNotFoundError, ValueError):
         checker.problem("node.timezone", f"unknown time zone {name!r}")
         return None
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``host:port`` (IPv6 as ``[::1]:8443``); raises ``ValueError``."""
-    match = _LISTEN.match(text.strip())
-    if match is None:
-        raise ValueError(f"{text!r} is not host:port (IPv6 as [::1]:8443)")
-    port = int(match["port"])
-    if port > 65535:
-        raise ValueError(f"{text!r}: port {port} is out of range 0..65535")
-    return match["v6"] or match["host"], port
 
 
 def _server(checker: Checker, raw: object) -> ServerConfig | None:
@@ -145,6 +156,12 @@ def _server(checker: Checker, raw: object) -> ServerConfig | None:
             host_port = parse_listen(listen)
         except ValueError as exc:
             checker.problem("server.listen", str(exc))
+    public_url = checker.string(table, "public_url", "server", None)
+    if public_url is not None:
+        try:
+            parse_public_url(public_url)
+        except ValueError as exc:
+            checker.problem("server.public_url", str(exc))
     insecure = checker.boolean(table, "insecure_http", "server", False)
     # Plain HTTP needs no certificates; if they are given anyway, check them.
     default = None if insecure else MISSING
@@ -157,7 +174,9 @@ def _server(checker: Checker, raw: object) -> ServerConfig | None:
         return None
     if not insecure and None in (cert, key, client_ca):
         return None
-    return ServerConfig(host_port[0], host_port[1], cert, key, client_ca, crl, insecure, limits)
+    return ServerConfig(
+        host_port[0], host_port[1], cert, key, client_ca, crl, insecure, limits, public_url
+    )
 
 
 def _limits(checker: Checker, table: dict[str, Any]) -> ConnectionLimits | None:
@@ -188,10 +207,17 @@ def _client(checker: Checker, raw: object) -> ClientConfig | None:
     retries = checker.integer(table, "retries", "client", 5, minimum=0, maximum=1000)
     retry_delay = checker.number(table, "retry_delay", "client", 600, minimum=0)
     min_rate = checker.integer(table, "min_transfer_rate", "client", 32_768, minimum=1)
-    values = (cert, key, ca, timeout, retries, retry_delay, min_rate)
-    if any(value is None for value in values):
+    if (
+        cert is None
+        or key is None
+        or ca is None
+        or timeout is None
+        or retries is None
+        or retry_delay is None
+        or min_rate is None
+    ):
         return None
-    return ClientConfig(*values)  # type: ignore[arg-type]
+    return ClientConfig(cert, key, ca, timeout, retries, retry_delay, min_rate)
 
 
 def _filetypes(checker: Checker, raw: object) -> FileTypesConfig:

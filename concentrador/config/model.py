@@ -20,6 +20,7 @@ from concentrador.config.loadwindow import LoadWindow
 from concentrador.protocol import TypeClassifier, merge_prefixes
 
 __all__ = [
+    "AdminConfig",
     "ClientConfig",
     "Config",
     "ConnectionLimits",
@@ -88,6 +89,10 @@ class ServerConfig:
     insecure_http: bool = False
     """Plain HTTP, peers identified by the SOAP header only (development)."""
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    public_url: str | None = None
+    """The address the WSDL gives peers (``https://host[:port]/path``); None:
+    the request's Host header if it is a plain ``host[:port]``, else the
+    listener's own address (docs/configuration.md)."""
 
     @property
     def listen(self) -> str:
@@ -112,6 +117,30 @@ class ClientConfig:
 
 
 @dataclass(frozen=True)
+class AdminConfig:
+    """``[admin]``: the operator console (web pages, ``/metrics``, health checks)."""
+
+    host: str = "127.0.0.1"
+    port: int = 9180
+    """0 lets the OS pick a free port (tests)."""
+    token: str | None = field(default=None, repr=False)
+    """Bearer token every request must carry (``Authorization: Bearer ...``)."""
+    cert: Path | None = None
+    key: Path | None = None
+    client_ca: Path | None = None
+    """With ``cert`` and ``key``: HTTPS, and a client certificate from this CA required."""
+
+    @property
+    def listen(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def mutual_tls(self) -> bool:
+        return self.client_ca is not None
+
+
+@dataclass(frozen=True)
 class PeerConfig:
     """One ``[[peers]]`` entry: another concentrator."""
 
@@ -133,6 +162,8 @@ class PeerConfig:
     soap_action: str = "urn:{operation}"
     header_must_match: bool = True
     """Refuse a SOAP header id that contradicts the peer the DN maps to."""
+    connections: int = 1
+    """Keep-alive connections a collection cycle fetches on (the spec advises 1)."""
 
     def soap_action_for(self, operation: str) -> str:
         """The SOAPAction value for an operation, from the template."""
@@ -167,6 +198,7 @@ class Config:
     """None when there is no ``[client]`` section (allowed if no peer has a url)."""
     peers: tuple[PeerConfig, ...] = ()
     filetypes: FileTypesConfig = field(default_factory=FileTypesConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
     def peer_by_id(self, peer_id: str) -> PeerConfig | None:
         """The peer with this concentrator code (exact match), or None."""

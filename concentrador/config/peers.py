@@ -13,7 +13,7 @@ from concentrador.config.checks import Checker, describe_type, identifier
 from concentrador.config.dn import DistinguishedName, DNError, parse_dn
 from concentrador.config.loadwindow import LoadWindow
 from concentrador.config.model import PeerConfig
-from concentrador.config.typeids import ALL_TYPES, REAL_TYPE_IDS
+from concentrador.protocol.filetypes import REAL_TYPE_IDS, TOD
 
 PEER_KEYS = (
     "id",
@@ -28,6 +28,7 @@ PEER_KEYS = (
     "decompress",
     "soap_action",
     "header_must_match",
+    "connections",
 )
 DELIVERY_MODES = ("publish", "push")
 _PARTICIPANT = re.compile(r"^[A-Za-z0-9]{1,16}$")
@@ -81,6 +82,7 @@ def _peer(
     decompress = checker.boolean(raw, "decompress", path, False)
     soap_action = _soap_action(checker, raw, path)
     header_must_match = checker.boolean(raw, "header_must_match", path, True)
+    connections = checker.integer(raw, "connections", path, 1, minimum=1, maximum=16)
     if len(checker.problems) > before:
         return None, peer_id, dns
     peer = PeerConfig(
@@ -88,7 +90,7 @@ def _peer(
         dn=tuple(dn for _, dn in dns),
         url=url,
         collect=collect,
-        collect_types=tuple(collect_types or [ALL_TYPES]),
+        collect_types=tuple(collect_types or [TOD]),
         deliver=deliver,  # type: ignore[arg-type]
         participants=frozenset(participants),
         allowed_types=frozenset(allowed_types),
@@ -96,6 +98,7 @@ def _peer(
         decompress=bool(decompress),
         soap_action=soap_action,  # type: ignore[arg-type]
         header_must_match=bool(header_must_match),
+        connections=connections or 1,
     )
     return peer, peer_id, dns
 
@@ -170,13 +173,13 @@ def _types(
     """``collect_types`` (``TOD`` allowed, alone) or ``allowed_types``."""
     items = checker.string_list(table, key, path, None) or []
     if allow_all and key in table and not table[key]:
-        checker.problem(f"{path}.{key}", f'must not be empty (use ["{ALL_TYPES}"] for all)')
+        checker.problem(f"{path}.{key}", f'must not be empty (use ["{TOD}"] for all)')
     for item_path, type_id in items:
-        if type_id == ALL_TYPES and allow_all:
+        if type_id == TOD and allow_all:
             if len(items) > 1:
-                checker.problem(item_path, f"{ALL_TYPES} means all types and must be alone")
+                checker.problem(item_path, f"{TOD} means all types and must be alone")
         elif type_id not in REAL_TYPE_IDS:
-            hint = " (use [] for any type)" if type_id == ALL_TYPES else ""
+            hint = " (use [] for any type)" if type_id == TOD else ""
             checker.problem(item_path, f"{type_id!r} is not a file type{hint}")
     return [type_id for _, type_id in items]
 

@@ -64,6 +64,7 @@ def render_config(config: Config) -> str:
         *_lines(
             [
                 ("listen", server.listen),
+                ("public_url", server.public_url),
                 ("cert", server.cert),
                 ("key", server.key),
                 ("client_ca", server.client_ca),
@@ -90,9 +91,19 @@ def render_config(config: Config) -> str:
         ]
     if config.filetypes.prefixes:
         out += ["", "[filetypes.prefixes]", *_lines(sorted(config.filetypes.prefixes.items()))]
+    out += ["", *_admin_lines(config)]
     for peer in config.peers:
         out += ["", *_peer_lines(peer)]
     return "\n".join(out) + "\n"
+
+
+def _admin_lines(config: Config) -> list[str]:
+    admin = config.admin
+    pairs = [("listen", admin.listen), ("cert", admin.cert), ("key", admin.key)]
+    lines = ["[admin]", *_lines([*pairs, ("client_ca", admin.client_ca)])]
+    if admin.token is not None:
+        lines.append("# token = (set in the config file; a secret, not printed)")
+    return lines
 
 
 def _peer_lines(peer: PeerConfig) -> list[str]:
@@ -112,6 +123,7 @@ def _peer_lines(peer: PeerConfig) -> list[str]:
                 ("decompress", peer.decompress),
                 ("soap_action", peer.soap_action),
                 ("header_must_match", peer.header_must_match),
+                ("connections", peer.connections),
             ]
         ),
     ]

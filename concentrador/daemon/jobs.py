@@ -10,8 +10,8 @@ job runs collapse into a single re-run once it ends.
 
 The periodic jobs (sweeps, expiry, the CRL poll) live on an APScheduler
 ``AsyncIOScheduler`` owned by the daemon; :func:`add_interval_job` adds one
-with the settings every such job needs. The client's collection and push
-schedules are meant to be added to that same scheduler (cron triggers).
+with the settings every such job needs. The client's collection crons and
+push sweeps (:mod:`concentrador.daemon.schedules`) run on that same scheduler.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ Start-up order (each step may rely on the previous ones):
    plain HTTP with a loud warning when ``insecure_http = true``);
 5. the spool watcher;
 6. the periodic jobs on :attr:`Daemon.scheduler` (outbox sweep, reassembly
-   sweep, expiry, CRL poll). The client's collection and push schedules are
-   to be added to this same ``AsyncIOScheduler`` (see :meth:`Daemon.start`);
+   sweep, expiry, CRL poll) and the client's collection crons and push
+   sweeps (:mod:`concentrador.daemon.schedules`), on one ``AsyncIOScheduler``;
 7. ``READY=1`` to systemd.
 
 Signals: SIGTERM/SIGINT stop gracefully (requests in flight finish within
@@ -28,21 +28,26 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass
-from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from concentrador.client.runner import ClientRunner
 from concentrador.config import Config, ConfigError, load_config
+from concentrador.console import AdminServer, AdminStartError, ConsoleNode
 from concentrador.daemon import sdnotify
 from concentrador.daemon.jobs import add_interval_job
 from concentrador.daemon.listener import Listener, ListenError
-from concentrador.daemon.process import MALLOC_ARENAS, limit_malloc_arenas, take_over_logging
+from concentrador.daemon.process import limit_malloc_arenas, take_over_logging
 from concentrador.daemon.reload import keep_restart_only_settings, tls_files
+from concentrador.daemon.schedules import schedule_peer_jobs, trigger_push
 from concentrador.daemon.services import SpoolServices
+from concentrador.server.app import build_app
+from concentrador.server.state import ServerState
 from concentrador.server.tls import ReloadableServerTLS, TLSConfigError
 from concentrador.spool.outbound.compress import Compressor
+from concentrador.spool.watcher import SpoolWatcher
 
-__all__ = ["MALLOC_ARENAS", "Daemon", "DaemonOptions", "StartupError", "run_daemon", "serve"]
+__all__ = ["Daemon", "DaemonOptions", "StartupError", "run_daemon", "serve"]
 
 log = logging.getLogger("concentrador.daemon.serve")
 
@@ -65,6 +70,11 @@ class DaemonOptions:
     reassembly_sweep_seconds: float = 300.0
     expiry_seconds: float = 600.0
     crl_check_seconds: float = 30.0
+    trail: bool = True
+    """Record the audit trail in the ledger (``Ledger(trail=...)``)."""
+    metrics: bool = True
+    """Count and time CPCSCC requests for ``/metrics``. Both off only in
+    ``bench/trail_cost_bench.py``, which measures what they cost."""
 
 
 class Daemon:
@@ -80,16 +90,15 @@ class Daemon:
         self.config = config
         self.options = options or DaemonOptions()
         self._compressor = compressor
-        # The scheduling hook for the client work: add cron jobs here, e.g.
-        # ``daemon.scheduler.add_job(cycle, CronTrigger.from_crontab(peer.collect,
-        # timezone=config.node.timezone), id=f"collect:{peer.id}")``.
+        # Spool jobs, collection crons and push sweeps all run on this one.
         self.scheduler = AsyncIOScheduler(timezone=config.node.timezone)
         self.services: SpoolServices | None = None
         self.tls: ReloadableServerTLS | None = None
-        self.state: Any = None
+        self.state: ServerState | None = None
         self._listener: Listener | None = None
-        self._watcher: Any = None
-        self.client: Any = None  # the ClientRunner, once started
+        self._watcher: SpoolWatcher | None = None
+        self.client: ClientRunner | None = None
+        self.console: AdminServer | None = None
         self._reload_lock = asyncio.Lock()
         self._stopped = False
 
@@ -122,6 +131,7 @@ class Daemon:
             config,
             settle_seconds=self.options.settle_seconds,
             compressor=self._compressor,
+            trail=self.options.trail,
         )
         self.services.bind_loop(loop)
         await loop.run_in_executor(self.services.executor, self.services.startup_pass)
@@ -132,14 +142,12 @@ class Daemon:
             await asyncio.to_thread(self._start_watcher)
         self._add_jobs()
         self._start_client(loop)
+        await self._start_console()
         self.scheduler.start()
         sdnotify.ready(f"listening on {self.url}")
 
     def _start_client(self, loop: asyncio.AbstractEventLoop) -> None:
         """Collection crons and push sweeps for the peers we call."""
-        from concentrador.client.runner import ClientRunner
-        from concentrador.daemon.schedules import schedule_peer_jobs, trigger_push
-
         assert self.services is not None
         # The collector awaits its block sets' rebuilds from the one scheduler.
         self.client = ClientRunner(self.config, self.services.ledger, rebuild=self.services.rebuild)
@@ -152,10 +160,25 @@ class Daemon:
 
         self.services.on_published = published
 
-    async def _start_server(self) -> None:
-        from concentrador.server.app import build_app
-        from concentrador.server.state import ServerState
+    async def _start_console(self) -> None:
+        """The operator console on ``[admin] listen``: its own site, never the CPCSCC port."""
+        assert self.services is not None
+        node = ConsoleNode(
+            self.config,
+            self.services.ledger,
+            self.services.spool,
+            listeners=lambda: [self.url] if self.addresses and not self._stopped else [],
+            request_push=lambda peer_id: trigger_push(self.scheduler, peer_id),
+        )
+        self.console = AdminServer(node)
+        try:
+            await self.console.start()
+        except AdminStartError as exc:
+            self.console = None
+            raise StartupError(str(exc)) from None
+        log.info("operator console on %s", ", ".join(node.admin_listeners))
 
+    async def _start_server(self) -> None:
         config = self.config
         assert self.services is not None
         ssl_context = None
@@ -179,7 +202,7 @@ class Daemon:
             rebuild=self.services.rebuild,
         )
         self._listener = Listener(
-            build_app(self.state),
+            build_app(self.state, metrics=self.options.metrics),
             shutdown_timeout=self.options.shutdown_timeout,
             limits=config.server.limits,
         )
@@ -189,8 +212,6 @@ class Daemon:
             raise StartupError(str(exc)) from None
 
     def _start_watcher(self) -> None:
-        from concentrador.spool.watcher import SpoolWatcher
-
         assert self.services is not None
         watcher = SpoolWatcher(
             self.services.spool,
@@ -267,6 +288,8 @@ class Daemon:
         old_peers = self.services.peer_ids
         await asyncio.to_thread(self.services.apply_config, new)
         self.config = new
+        if self.console is not None:
+            self.console.node.config = new  # a new token applies now; listen on restart
         if self.state is not None:
             self.state.config = new
             self.state.classifier = self.services.classifier
@@ -274,8 +297,6 @@ class Daemon:
             await asyncio.to_thread(self._stop_watcher)
             await asyncio.to_thread(self._start_watcher)
         if self.client is not None:
-            from concentrador.daemon.schedules import schedule_peer_jobs
-
             schedule_peer_jobs(self.scheduler, new, self.client)
         # New peers may already have files waiting.
         self.services.request_publish_all()
@@ -296,6 +317,8 @@ class Daemon:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await asyncio.to_thread(self._stop_watcher)
+        if self.console is not None:
+            await self.console.stop()
         if self._listener is not None:
             # Stops listening, lets handlers in flight finish, then cancels
             # the stragglers: an upload cut short aborts its DurableWriter.
@@ -338,14 +361,10 @@ async def run_daemon(config: Config, options: DaemonOptions | None = None) -> in
             task.cancel()
 
 
-# The name this module had for it before process_setup.py (tests still use it).
-_limit_malloc_arenas = limit_malloc_arenas
-
-
-def serve(config: Config) -> int:
+def serve(config: Config, options: DaemonOptions | None = None) -> int:
     """Entry point of ``concentrador serve``: 0 after a clean stop, 1 if it cannot start."""
     limit_malloc_arenas()
     take_over_logging()
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(run_daemon(config))
+        return asyncio.run(run_daemon(config, options))
     return 0

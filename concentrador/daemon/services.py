@@ -74,15 +74,16 @@ class SpoolServices:
         *,
         settle_seconds: float = 2.0,
         compressor: Compressor | None = None,
+        trail: bool = True,
     ) -> None:
         self.config = config
         self.settle_seconds = settle_seconds
         self.spool = Spool(config.node.spool)
         self.spool.ensure([p.id for p in config.peers])
-        self.ledger = Ledger(self.spool.ledger_path)
+        self.classifier = config.type_classifier()
+        self.ledger = Ledger(self.spool.ledger_path, trail=trail, classifier=self.classifier)
         self.compressor = compressor or detect_compressor()
         log.info("compressor: %s", describe(self.compressor))
-        self.classifier = config.type_classifier()
         self.executor = ThreadPoolExecutor(SPOOL_WORKERS, thread_name_prefix="spool")
         # Called from a worker thread after a pass published something (the
         # daemon hops onto the loop to start a push cycle for push peers).
@@ -118,7 +119,7 @@ class SpoolServices:
     def apply_config(self, config: Config) -> None:
         """Use ``config`` from now on (the spool root never changes while running)."""
         self.config = config
-        self.classifier = config.type_classifier()
+        self.classifier = self.ledger.classifier = config.type_classifier()
         self._build_peers(config)
 
     @property

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from concentrador.config.checks import ID_PATTERN
@@ -178,10 +179,10 @@ def _pem(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
 
 
-def _key_pem(key: object) -> bytes:
+def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
     # Unencrypted PKCS8: the daemon starts unattended. The file mode
     # (0600) is the protection.
-    return key.private_bytes(  # type: ignore[attr-defined]
+    return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),

@@ -25,11 +25,14 @@ __all__ = [
     "BZIP2_MAGIC",
     "Bzip2Block",
     "Bzip2FormatError",
+    "DecompressionBudget",
     "SingleStreamChecker",
     "StreamJoiner",
+    "combine_crc",
     "crc32_bzip2",
     "extract_single_block",
     "looks_like_bzip2",
+    "stream_end",
 ]
 
 BZIP2_MAGIC = b"BZh"
@@ -58,6 +61,11 @@ def looks_like_bzip2(head: bytes) -> bool:
     a text file that happens to start with "BZh" from being taken for bzip2.
     """
     return len(head) >= 4 and head[:3] == BZIP2_MAGIC and 0x31 <= head[3] <= 0x39
+
+
+def combine_crc(combined: int, block_crc: int) -> int:
+    """The stream CRC after one more block: ``rotl(combined, 1) ^ block_crc``."""
+    return (((combined << 1) | (combined >> 31)) & _MASK32) ^ block_crc
 
 
 def _reverse32(value: int) -> int:
@@ -97,18 +105,27 @@ def extract_single_block(stream: bytes, expected_crc: int) -> Bzip2Block | None:
     block_crc = (value >> (total_bits - _HEADER_BITS - 80)) & _MASK32
     if block_crc != expected_crc:
         return None
-    # The stream ends with the EOS marker and CRC, then 0-7 zero bits of padding.
+    end = stream_end(value, total_bits)
+    if end is None or end[1] != block_crc:
+        return None
+    eos_bit, _ = end
+    nbits = eos_bit - _HEADER_BITS
+    if nbits <= 48:
+        return None
+    return Bzip2Block((value >> (total_bits - eos_bit)) & ((1 << nbits) - 1), nbits, block_crc)
+
+
+def stream_end(value: int, total_bits: int) -> tuple[int, int] | None:
+    """Where the end-of-stream marker starts, and the combined CRC after it.
+
+    ``value`` holds the last ``total_bits`` bits of a stream, MSB first; the
+    position returned counts from its first bit. A stream ends with the
+    marker and CRC, then 0-7 zero bits of padding; None when it does not.
+    """
     for pad in range(8):
         tail = value >> pad
-        if (
-            value & ((1 << pad) - 1) == 0
-            and tail & _MASK32 == block_crc
-            and (tail >> 32) & _MASK48 == _EOS_MAGIC
-        ):
-            nbits = total_bits - _HEADER_BITS - _EOS_BITS - pad
-            if nbits <= 48:
-                return None
-            return Bzip2Block((value >> (pad + _EOS_BITS)) & ((1 << nbits) - 1), nbits, block_crc)
+        if value & ((1 << pad) - 1) == 0 and (tail >> 32) & _MASK48 == _EOS_MAGIC:
+            return total_bits - pad - _EOS_BITS, tail & _MASK32
     return None
 
 
@@ -146,9 +163,7 @@ class StreamJoiner:
     def add(self, block: Bzip2Block) -> bytes:
         """Append ``block``; returns the bytes now complete (may be empty)."""
         head = self._start()
-        self._combined_crc = (
-            ((self._combined_crc << 1) | (self._combined_crc >> 31)) & _MASK32
-        ) ^ block.crc
+        self._combined_crc = combine_crc(self._combined_crc, block.crc)
         self.blocks += 1
         return head + self._emit(block.bits, block.nbits)
 
@@ -176,20 +191,53 @@ def decompression_budget(compressed_size: int) -> int:
     return max(MIN_DECOMPRESSION_BUDGET, compressed_size * MAX_EXPANSION_RATIO)
 
 
+class DecompressionBudget:
+    """Decompressed bytes one file may make, spent by every checker of its pieces.
+
+    The bomb defence must hold for the sum over the pieces of a stream, not
+    for each piece. Not thread-safe: checkers running in parallel share a
+    subclass whose :meth:`spend` takes a lock (``spool.inbound.streamcheck``).
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.spent = 0
+
+    @property
+    def exceeded(self) -> bool:
+        return self.limit is not None and self.spent > self.limit
+
+    def spend(self, size: int) -> bool:
+        """Count ``size`` more bytes; False once the total is over the limit."""
+        self.spent += size
+        return not self.exceeded
+
+    def refusal(self) -> str:
+        return (
+            f"decompresses to over {self.limit} bytes, more than"
+            f" {MAX_EXPANSION_RATIO}:1 (a decompression bomb, not a metering file)"
+        )
+
+
 class SingleStreamChecker:
     """Feeds bytes through a decompressor to tell whether they are exactly one stream.
 
     Used on files the operator dropped already compressed: they are published
     as they are only when a reader of the first stream gets all the data.
     Decompressed output is discarded in bounded pieces, so a bzip2 bomb costs
-    CPU but not memory.
+    CPU but not memory. ``max_output`` (or a ``budget`` shared with other
+    checkers) bounds the decompressed size.
     """
 
     _OUTPUT_LIMIT = 1 << 20
 
-    def __init__(self, max_output: int | None = None) -> None:
+    def __init__(
+        self, max_output: int | None = None, *, budget: DecompressionBudget | None = None
+    ) -> None:
+        if max_output is not None and budget is not None:
+            raise ValueError("give max_output or budget, not both")
         self._decompressor = bz2.BZ2Decompressor()
-        self._max_output = max_output
+        self._budget = budget or DecompressionBudget(max_output)
         self.decompressed_size = 0
         self.extra_data = False  # bytes after the first stream (a 2nd stream or garbage)
         self.error: str | None = None
@@ -207,13 +255,9 @@ class SingleStreamChecker:
             return
         try:
             chunk = dec.decompress(data, self._OUTPUT_LIMIT)
-            self.decompressed_size += len(chunk)
-            while not dec.eof and not dec.needs_input:
-                if self._over_budget():
-                    return
+            while self._spend(len(chunk)) and not dec.eof and not dec.needs_input:
                 chunk = dec.decompress(b"", self._OUTPUT_LIMIT)
-                self.decompressed_size += len(chunk)
-            if self._over_budget():
+            if self.error is not None:
                 return
         except (OSError, EOFError, ValueError) as exc:
             self.error = f"not a valid bzip2 stream ({exc})"
@@ -221,14 +265,13 @@ class SingleStreamChecker:
         if dec.eof and dec.unused_data:
             self.extra_data = True
 
-    def _over_budget(self) -> bool:
-        if self._max_output is None or self.decompressed_size <= self._max_output:
-            return False
-        self.error = (
-            f"decompresses to over {self._max_output} bytes, more than"
-            f" {MAX_EXPANSION_RATIO}:1 (a decompression bomb, not a metering file)"
-        )
-        return True
+    def _spend(self, size: int) -> bool:
+        """Count ``size`` decompressed bytes; False (and the error set) over budget."""
+        self.decompressed_size += size
+        if self._budget.spend(size):
+            return True
+        self.error = self._budget.refusal()
+        return False
 
     def finish(self) -> None:
         """Call at end of input; sets :attr:`error` for a truncated stream."""

@@ -9,8 +9,9 @@ logged with its traceback and answered ``Server.Generico``, and the server
 keeps serving.
 
 Routes: ``POST`` on any path (peers are configured with all sorts of URLs),
-and ``GET ...?wsdl`` for the WSDL, whose ``soap:address`` is the request's
-own URL without the query.
+and ``GET ...?wsdl`` for the WSDL, whose ``soap:address`` is ``[server]
+public_url``, or else made from the request with its ``Host`` checked
+(:mod:`concentrador.server.service_address`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from concentrador.protocol import (
     read_request,
     render_wsdl,
 )
+from concentrador.server import metering
 from concentrador.server.body import IncomingDime, read_plain_body
 from concentrador.server.identity import (
     AuthenticationError,
@@ -62,6 +64,7 @@ from concentrador.server.responses import (
     soap_response,
     stream_dime_file,
 )
+from concentrador.server.service_address import service_address
 from concentrador.server.state import ServerState
 from concentrador.spool.inbound.store import InboundStore
 from concentrador.spool.layout import PeerSpool
@@ -74,14 +77,17 @@ STATE_KEY = web.AppKey("concentrador_state", ServerState)
 _BACKGROUND_KEY = web.AppKey("concentrador_background", set)
 
 
-def build_app(state: ServerState) -> web.Application:
-    """The CPCSCC server application over ``state`` (no listener: see ``tls.py``)."""
+def build_app(state: ServerState, *, metrics: bool = True) -> web.Application:
+    """The CPCSCC server application over ``state`` (no listener: see ``tls.py``);
+    ``metrics=False`` leaves out the request metrics (benches measure their cost)."""
     state.spool.ensure([peer.id for peer in state.config.peers])
     # client_max_size bounds request.read()/post(); we stream instead, but a
     # stray use must not be able to buffer more than an envelope.
     app = web.Application(client_max_size=state.max_envelope)
     app[STATE_KEY] = state
     app[_BACKGROUND_KEY] = set()
+    if metrics:
+        app.middlewares.append(metering.metering_middleware)
     app.router.add_post("/{tail:.*}", handle_post)
     app.router.add_get("/{tail:.*}", handle_get)
     app.on_cleanup.append(wait_for_background)
@@ -101,7 +107,8 @@ async def wait_for_background(app: web.Application) -> None:
 async def handle_get(request: web.Request) -> web.StreamResponse:
     if not any(key.lower() == "wsdl" for key in request.query):
         raise web.HTTPNotFound(text="CPCSCC endpoint: POST SOAP requests here, or GET ?wsdl\n")
-    location = str(request.url.with_query(None).with_fragment(None))
+    state = request.app[STATE_KEY]
+    location = service_address(request, state.config.server.public_url)
     try:
         wsdl = render_wsdl(location)
     except ProtocolError as exc:
@@ -137,9 +144,9 @@ async def handle_post(request: web.Request) -> web.StreamResponse:
         )
         return await _run(request, state, peer, version, operation, message)
     except AuthenticationError as exc:
-        return fault_response(Fault(FaultCode.AUTENTICACION, str(exc)), version)
+        return _refuse(request, Fault(FaultCode.AUTENTICACION, str(exc)), version)
     except FileNotPublished as exc:
-        return fault_response(exc.fault(), version)
+        return _refuse(request, exc.fault(), version)
     except ProtocolError as exc:
         # Raised while processing what the peer sent: §3 wants a detail.
         fault = fault_for_error(exc)
@@ -147,14 +154,19 @@ async def handle_post(request: web.Request) -> web.StreamResponse:
         if fault.detail is None and getattr(exc, "fault_from_body", True):
             fault = Fault(fault.code, fault.string, fault.string)
         log.info("request refused (%s): %s", fault.code, fault.string)
-        return fault_response(fault, version)
+        return _refuse(request, fault, version)
     except (ConnectionError, asyncio.CancelledError):
         raise
     except Exception:
         log.exception("internal error while serving %s", request.remote)
-        return fault_response(
-            Fault(FaultCode.GENERICO, "internal server error; see the server log"), version
+        return _refuse(
+            request, Fault(FaultCode.GENERICO, "internal server error; see the server log"), version
         )
+
+
+def _refuse(request: web.Request, fault: Fault, version: SoapVersion) -> web.Response:
+    metering.note(request, result=fault.code)
+    return fault_response(fault, version)
 
 
 def _authenticate(state: ServerState, peer: PeerConfig | None, envelope: Envelope) -> PeerConfig:
@@ -184,6 +196,7 @@ async def _dime_request(
     operation, message = read_request(
         envelope, request.headers.get("SOAPAction"), has_attachment=True
     )
+    metering.note(request, operation=operation, peer=peer.id)
     if operation is not Operation.ENVIAR_FICHERO:
         # Some stacks send every call as DIME; only enviarFichero uses the
         # attachment, anything else is skipped (bounded by the DIME limits).
@@ -194,7 +207,7 @@ async def _dime_request(
     window = peer.load_window
     context = ReceiveContext(
         peer=peer,
-        store=_inbound_store(state, peer_spool, peer),
+        store=_inbound_store(state, peer_spool, peer, request.remote),
         classifier=state.classifier,
         outside_window=window is not None and not window.contains(state.local_now().time()),
     )
@@ -202,6 +215,7 @@ async def _dime_request(
     if outcome.block_original is not None:
         _rebuild_later(request.app, state, peer, outcome.block_original)
     answer = EnviarFicheroResponse(int(outcome.result))
+    metering.note(request, result=int(outcome.result))
     return soap_response(answer.to_xml(), envelope.version)
 
 
@@ -214,6 +228,7 @@ async def _run(
     message: object,
 ) -> web.StreamResponse:
     """One operation whose request carried no file."""
+    metering.note(request, operation=operation, peer=peer.id)
     peer_spool = state.peer_spool(peer)
     if operation is Operation.PETICION_FECHA_HORA:
         answer = current_time(state.now(), state.config.node.timezone)
@@ -221,7 +236,9 @@ async def _run(
     if operation is Operation.INFORMACION_DISPONIBLE:
         assert isinstance(message, InformacionDisponible)
         message.validate()  # Client.TOD before touching the ledger
-        envelope = await asyncio.to_thread(_listing, state, peer.id, message, version)
+        envelope = await asyncio.to_thread(
+            _listing, state, peer.id, message, version, request.remote
+        )
         return envelope_response(envelope, version)
     if operation is Operation.RECOGER_FICHERO:
         assert isinstance(message, RecogerFichero)
@@ -233,6 +250,7 @@ async def _run(
             peer_spool,
             message.nombre_fichero,
             read_ahead=state.read_piece,
+            remote=request.remote,
         )
         envelope = build_envelope(served.response().to_xml(), version=version)
         log.info("%s: serving %s (%d bytes)", peer.id, served.name, served.size)
@@ -248,8 +266,8 @@ async def _run(
         )
     if operation is Operation.CONFIRMACION_RECEPCION_FICHERO:
         assert isinstance(message, ConfirmacionRecepcionFichero)
-        answer = await asyncio.to_thread(confirm_reception, state.ledger, peer_spool, message)
-        return soap_response(answer.to_xml(), version)
+        confirmed = await asyncio.to_thread(confirm_reception, state.ledger, peer_spool, message)
+        return soap_response(confirmed.to_xml(), version)
     raise _NoAttachment()
 
 
@@ -264,15 +282,22 @@ class _NoAttachment(ProtocolError):
 
 
 def _listing(
-    state: ServerState, peer_id: str, message: InformacionDisponible, version: SoapVersion
+    state: ServerState,
+    peer_id: str,
+    message: InformacionDisponible,
+    version: SoapVersion,
+    remote: str | None,
 ) -> bytes:
-    return listing_envelope(message, published_listing(state.ledger, peer_id), version)
+    rows = published_listing(state.ledger, peer_id, remote=remote)
+    return listing_envelope(message, rows, version)
 
 
-def _inbound_store(state: ServerState, peer_spool: PeerSpool, peer: PeerConfig) -> InboundStore:
+def _inbound_store(
+    state: ServerState, peer_spool: PeerSpool, peer: PeerConfig, remote: str | None
+) -> InboundStore:
     if state.inbound_store is not None:
         return state.inbound_store(peer_spool, peer)
-    return InboundStore(peer_spool, state.ledger, decompress=peer.decompress)
+    return InboundStore(peer_spool, state.ledger, decompress=peer.decompress, remote=remote)
 
 
 def _rebuild_later(

@@ -23,12 +23,13 @@ bug is handled; an app served without it reads such a body as truncated.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from aiohttp import web
 
 from concentrador.protocol import (
     NEED_DATA,
+    DimeLimitError,
     DimeLimits,
     DimeReader,
     DimeTruncatedError,
@@ -43,6 +44,7 @@ from concentrador.server.axis.reframer import DECLARED_LENGTH_HEADER
 __all__ = [
     "BodyTooLarge",
     "DimeBodyIncomplete",
+    "DimeExtraRecord",
     "IncomingDime",
     "read_plain_body",
 ]
@@ -58,6 +60,18 @@ class DimeBodyIncomplete(DimeTruncatedError):
     """A re-framed DIME body (see ``axis_length_fix``) ended before its message did."""
 
     fault_from_body = True
+
+
+class DimeExtraRecord(ProtocolError):
+    """A DIME request with a third logical record: CPCSCC.md §5 allows two."""
+
+    fault_from_body = True
+
+    def __init__(self) -> None:
+        super().__init__(
+            "DIME message has more than two records: CPCSCC allows the SOAP envelope "
+            "and one file attachment only"
+        )
 
 
 async def read_plain_body(request: web.BaseRequest, limit: int) -> bytes:
@@ -92,6 +106,7 @@ class IncomingDime:
         self._reader = DimeReader(limits)
         self._declared = _declared_length(request)
         self._received = 0
+        self._records_ended = 0
         self._eof = False
         self.attachment_length = 0
         # One event stream for the whole body: read_envelope, attachment and
@@ -118,7 +133,9 @@ class IncomingDime:
         self._received += len(piece)
         self._reader.receive_data(piece)
 
-    async def _events(self) -> AsyncIterator[RecordStart | RecordData | RecordEnd | MessageEnd]:
+    async def _events(
+        self,
+    ) -> AsyncGenerator[RecordStart | RecordData | RecordEnd | MessageEnd, None]:
         reader = self._reader
         while True:
             try:
@@ -128,6 +145,11 @@ class IncomingDime:
                 if error is exc:
                     raise
                 raise error from exc
+            except DimeLimitError as exc:
+                # Past two records any header is one too many, whatever it announces.
+                if self._records_ended >= 2:
+                    raise DimeExtraRecord() from exc
+                raise
             if event is NEED_DATA:
                 if self._eof:  # pragma: no cover - the reader raises after EOF instead
                     raise DimeTruncatedError("DIME input ended")
@@ -138,7 +160,11 @@ class IncomingDime:
                 else:
                     self._feed(piece)
                 continue
-            yield event  # type: ignore[misc]
+            if isinstance(event, RecordStart) and event.index >= 2:
+                raise DimeExtraRecord()
+            if isinstance(event, RecordEnd):
+                self._records_ended += 1
+            yield event
 
     async def read_envelope(self) -> bytes:
         """Record 0's bytes (bounded by the reader's ``max_envelope``)."""
@@ -173,8 +199,9 @@ class IncomingDime:
         raise DimeTruncatedError(f"DIME message {what}")
 
     async def finish(self) -> None:
-        """Read to the end: any further records are skipped (bounded by the
-        limits), then end of input and trailing bytes are checked."""
+        """Read to the end: an attachment not read yet is skipped (bounded by
+        the limits), a third record refused (:class:`DimeExtraRecord`), then
+        end of input and trailing bytes are checked."""
         async for event in self._stream:
             if isinstance(event, MessageEnd):
                 break

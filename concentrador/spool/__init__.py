@@ -1,7 +1,8 @@
 """Per-peer spool folders, durable moves, the ledger, inbound storage,
 reassembly, the outbox watcher and expiry (the storage adapter).
 
-See ``concentrador/spool/README.md`` for what lives in each folder.
+See ``spool/README.md`` (at the top of the repository) for what lives in
+each folder.
 """
 
 from concentrador.spool.durable import (

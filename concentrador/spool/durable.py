@@ -21,6 +21,7 @@ import errno
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -83,7 +84,7 @@ def sync_folders(*folders: Path) -> None:
             raise StorageError("sync folder", folder, exc) from exc
 
 
-def _load_renameat2() -> object | None:
+def _load_renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
         func = libc.renameat2
@@ -101,9 +102,7 @@ def rename_noreplace(src: Path | str, dst: Path | str) -> None:
     """Atomically rename ``src`` to ``dst``; ``FileExistsError`` if ``dst`` exists."""
     global _renameat2
     if _renameat2 is not None:
-        rc = _renameat2(  # type: ignore[operator]
-            _AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE
-        )
+        rc = _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
         if rc == 0:
             return
         err = ctypes.get_errno()

@@ -3,7 +3,8 @@
 The spool is a Postfix-style queue: every state a file can be in is a folder,
 and a state change is an atomic rename (see :mod:`concentrador.spool.durable`).
 A restart therefore resumes from whatever is on disk. The folder names are the
-operator-facing contract documented in ``concentrador/spool/README.md``.
+operator-facing contract documented in ``spool/README.md`` (at the top of the
+repository).
 
 ::
 

@@ -1,7 +1,7 @@
 """One lock per peer spool, good across threads *and* processes.
 
-The daemon and the CLI may both act on the same peer (a reassembly sweep
-from ``concentrador spool sweep`` while the daemon receives the last block).
+The daemon and the CLI may both act on the same peer (``concentrador
+collect`` storing blocks of a set while the daemon rebuilds another one).
 A ``threading`` lock alone does not see the other process; ``fcntl.flock``
 alone does not stop two threads of one process (they share nothing, but a
 second ``flock`` on a fresh descriptor from the same process would just

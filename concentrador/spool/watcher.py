@@ -8,6 +8,11 @@ the noise into one call per settled file:
 * events are debounced per path: the callback fires only after ``debounce``
   seconds without a new event *and* with an unchanged size and mtime, so a
   slow ``cp`` of a large block is not handed over half-written;
+* except a file that *arrives* whole in the outbox (renamed in: a created or
+  moved event of a non-empty file): it is handed over after
+  :data:`ARRIVAL_DEBOUNCE`, because the publisher has its own settle rule
+  and starts compressing such a file while it settles (a second 2 s wait
+  here only delayed every publication; see ``bench/outbox_drop_bench.py``);
 * callbacks run on the watcher's own dispatcher thread, one at a time; the
   daemon hops onto its event loop or a worker from there. An exception in a
   callback is logged and does not stop the watcher.
@@ -28,12 +33,16 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from concentrador.spool.layout import PeerSpool, Spool, SpoolState, is_temp_name
 
-__all__ = ["SpoolWatcher"]
+__all__ = ["ARRIVAL_DEBOUNCE", "SpoolWatcher"]
 
 log = logging.getLogger(__name__)
+
+ARRIVAL_DEBOUNCE = 0.05
+"""Seconds an outbox arrival waits: one callback for a batch renamed in at once."""
 
 Callback = Callable[[str, Path], None]
 
@@ -57,7 +66,8 @@ class _Handler(FileSystemEventHandler):
             return  # moved out of the watched folder
         if any(is_temp_name(part) for part in relative.parts):
             return
-        self._watcher._touch(self._peer, self._kind, path)
+        arrival = self._kind is SpoolState.OUTBOX and event.event_type in ("created", "moved")
+        self._watcher._touch(self._peer, self._kind, path, arrival=arrival)
 
 
 class SpoolWatcher:
@@ -80,7 +90,7 @@ class SpoolWatcher:
         self._pending: dict[Path, tuple[str, SpoolState, float, tuple[int, int] | None]] = {}
         self._cond = threading.Condition()
         self._stopping = False
-        self._observer: Observer | None = None  # type: ignore[valid-type]
+        self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -123,10 +133,13 @@ class SpoolWatcher:
         self.stop()
 
     # -- debouncing ----------------------------------------------------------
-    def _touch(self, peer: str, kind: SpoolState, path: Path) -> None:
+    def _touch(self, peer: str, kind: SpoolState, path: Path, *, arrival: bool = False) -> None:
+        signature = _signature(path)
+        # An empty file just created is being written: wait like for a write.
+        quick = arrival and signature is not None and signature[0] > 0
+        delay = min(ARRIVAL_DEBOUNCE, self.debounce) if quick else self.debounce
         with self._cond:
-            deadline = time.monotonic() + self.debounce
-            self._pending[path] = (peer, kind, deadline, _signature(path))
+            self._pending[path] = (peer, kind, time.monotonic() + delay, signature)
             self._cond.notify()
 
     def _due(self) -> list[tuple[str, SpoolState, Path]]:

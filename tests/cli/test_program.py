@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
-import sys
-import types
 from pathlib import Path
 
 import pytest
 
 from concentrador.cli import program as cli
-from concentrador.cli.program import Command, main
+from concentrador.cli.program import main
 from concentrador.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,73 +128,36 @@ def test_insecure_http_config_warns(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "insecure_http = true: no TLS" in capsys.readouterr().err
 
 
-def _fake_module(monkeypatch: pytest.MonkeyPatch, **functions: object) -> str:
-    module = types.ModuleType("concentrador_fake_commands")
-    for name, function in functions.items():
-        setattr(module, name, function)
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    return module.__name__
-
-
 def test_commands_dispatch_with_config_and_args(
     config_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[tuple] = []
+    calls: list[tuple[str, Config, argparse.Namespace]] = []
 
-    def ls(config: Config, args: object) -> int:
+    def ls(config: Config, args: argparse.Namespace) -> int:
         calls.append(("ls", config, args))
         return 7
 
-    def serve(config: Config) -> int:
-        calls.append(("serve", config))
+    def serve(config: Config, args: argparse.Namespace) -> int:
+        calls.append(("serve", config, args))
         return 0
 
-    module = _fake_module(monkeypatch, ls=ls, serve=serve)
-    monkeypatch.setitem(cli.COMMANDS, "ls", Command(module, "ls"))
-    monkeypatch.setitem(cli.COMMANDS, "serve", Command(module, "serve", with_args=False))
+    monkeypatch.setitem(cli.COMMANDS, "ls", ls)
+    monkeypatch.setitem(cli.COMMANDS, "serve", serve)
     assert main(["ls", "CREC", "--types", "cur,INC", "--config", str(config_path)]) == 7
     assert main(["--config", str(config_path), "serve"]) == 0
-    (name, config, args), (serve_name, serve_config) = calls
+    (name, config, args), (serve_name, serve_config, _) = calls
     assert (name, serve_name) == ("ls", "serve")
     assert config.path == config_path and serve_config == config
-    assert (args.peer, args.types) == ("CREC", ["CUR", "INC"])  # type: ignore[attr-defined]
-
-
-def test_missing_module_is_not_implemented_yet(
-    config_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setitem(cli.COMMANDS, "status", Command("concentrador.no_such_module", "run"))
-    monkeypatch.setitem(cli.COMMANDS, "time", Command(_fake_module(monkeypatch), "time"))
-    assert main(["--config", str(config_path), "status"]) == 1
-    assert main(["--config", str(config_path), "time", "CREC"]) == 1
-    assert capsys.readouterr().err.splitlines() == [
-        "concentrador: status: not implemented yet",
-        "concentrador: time: not implemented yet",
-    ]
-
-
-def test_import_error_inside_a_module_is_a_real_error(
-    config_path: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    (tmp_path / "concentrador_broken_cmds.py").write_text("import concentrador_missing_dep\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(cli.COMMANDS, "status", Command("concentrador_broken_cmds", "run"))
-    assert main(["--config", str(config_path), "status"]) == 1
-    assert capsys.readouterr().err == (
-        "concentrador: status: ModuleNotFoundError: No module named 'concentrador_missing_dep'\n"
-    )
+    assert (args.peer, args.types) == ("CREC", ["CUR", "INC"])
 
 
 def test_unexpected_exception_is_one_line_unless_verbose(
     config_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def push(config: Config, args: object) -> int:
+    def push(config: Config, args: argparse.Namespace) -> int:
         raise RuntimeError("disk on fire\nsecond line")
 
-    monkeypatch.setitem(cli.COMMANDS, "push", Command(_fake_module(monkeypatch, push=push), "push"))
+    monkeypatch.setitem(cli.COMMANDS, "push", push)
     assert main(["--config", str(config_path), "push", "CREC"]) == 1
     assert capsys.readouterr().err == "concentrador: push: RuntimeError: disk on fire\n"
     assert main(["--config", str(config_path), "push", "CREC", "-v"]) == 1
@@ -232,8 +194,10 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
 
 def test_every_command_is_wired(config_path: Path) -> None:
     parser = cli.build_parser()
-    extra = {"retry": ["CREC", "f"], "serve": [], "status": []}
-    for command in ("serve", "status", "collect", "push", "ls", "time", "retry"):
-        argv = [command, *extra.get(command, ["CREC"])]
-        args = parser.parse_args([*argv, "--config", str(config_path)])
-        assert args.command_name in cli.COMMANDS and args.config == str(config_path)
+    operands = {"serve": [], "status": [], "retry": ["CREC", "f"], "republish": ["CREC", "f"]}
+    operands["review"] = ["CREC", "f"]
+    for command in cli.COMMANDS:
+        argv = [command, *operands.get(command, ["CREC"]), "--config", str(config_path)]
+        args = parser.parse_args(argv)
+        assert args.command_name == command and args.config == str(config_path)
+    assert set(cli.COMMANDS) >= {"serve", "status", "collect", "push", "ls", "time", "retry"}

@@ -5,6 +5,7 @@ without confirming that file; background ledger writes are awaited."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -269,5 +270,23 @@ async def test_disk_full_on_one_commit_fails_the_cycle_without_confirming_it(
     for name in stored_unconfirmed:
         assert peer.fetches[name] == fetched_before[name]
     assert all(is_stored(peer, name) for name in NAMES)
+    assert setup.ledger.unconfirmed(SERVER_ID) == []
+    assert setup.leftovers() == []
+
+
+async def test_several_connections_confirm_each_file_once_after_its_commit(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    peer_config = setup.config.peer_by_id(SERVER_ID)
+    assert peer_config is not None
+    two = dataclasses.replace(peer_config, connections=2)
+    monkeypatch.setattr(setup, "config", dataclasses.replace(setup.config, peers=(two,)))
+    setup.peer.offer(NAMES)
+    summary = await run_cycle(setup)
+    assert sorted(summary.stored) == sorted(summary.confirmed) == NAMES
+    assert sorted(setup.peer.confirmations) == [(name, 0) for name in NAMES]
+    for name in NAMES:
+        events = setup.peer.events
+        assert events.index(("commit-done", name)) < events.index(("confirm", name))
     assert setup.ledger.unconfirmed(SERVER_ID) == []
     assert setup.leftovers() == []

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from concentrador.cli import client as commands
-from concentrador.cli.program import CommandFailed
+from concentrador.cli.errors import CommandFailed
 from concentrador.client.errors import CycleBusy
 from concentrador.client.locks import cycle_lock
 from concentrador.spool.layout import PeerSpool, Spool

@@ -281,7 +281,7 @@ def test_filetype_prefix_problems(config_dir: Path) -> None:
 
 
 def _type_list() -> str:
-    from concentrador.config.typeids import REAL_TYPE_IDS
+    from concentrador.protocol.filetypes import REAL_TYPE_IDS
 
     assert len(REAL_TYPE_IDS) == 20 and "TOD" not in REAL_TYPE_IDS
     return " ".join(REAL_TYPE_IDS)
@@ -327,7 +327,7 @@ def test_config_path_resolution_order() -> None:
 
 def test_shipped_example_documents_every_key() -> None:
     """Every key the loader knows appears in the example file."""
-    from concentrador.config import loader, peers
+    from concentrador.config import admin, loader, peers
 
     example = (Path(__file__).parents[2] / "config" / "concentrador.example.toml").read_text()
     keys = (
@@ -335,6 +335,7 @@ def test_shipped_example_documents_every_key() -> None:
         *loader._SERVER_KEYS,
         *loader._CLIENT_KEYS,
         *peers.PEER_KEYS,
+        *admin.ADMIN_KEYS,
         "prefixes",
     )
     missing = [

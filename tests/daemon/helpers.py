@@ -43,7 +43,9 @@ def config_text(
     return (
         f'[node]\nid = "0086"\nspool = "{spool}"\ntimezone = "Europe/Madrid"\n\n'
         f'[server]\nlisten = "127.0.0.1:{port}"\ncert = "{pki}/server.pem"\n'
-        f'key = "{pki}/server.key"\nclient_ca = "{pki}/ca.pem"\n{crl_line}\n' + "\n".join(blocks)
+        f'key = "{pki}/server.key"\nclient_ca = "{pki}/ca.pem"\n{crl_line}\n'
+        # Any free port for the console: daemons of parallel tests must not collide.
+        '[admin]\nlisten = "127.0.0.1:0"\n\n' + "\n".join(blocks)
     )
 
 

@@ -271,17 +271,6 @@ async def test_insecure_http_warns_loudly(
         await daemon.stop()
 
 
-def test_malloc_arena_cap_defers_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    import platform
-
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert daemon_module._limit_malloc_arenas() is False
-    monkeypatch.delenv("MALLOC_ARENA_MAX")
-    if platform.libc_ver()[0] != "glibc":
-        pytest.skip("mallopt(M_ARENA_MAX) is glibc-only")
-    assert daemon_module._limit_malloc_arenas() is True
-
-
 async def test_file_not_yet_settled_at_startup_is_published_without_waiting_for_a_sweep(
     tmp_path: Path, start_daemon
 ) -> None:

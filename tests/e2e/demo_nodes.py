@@ -73,6 +73,8 @@ class Node:
     directory: Path
     port: int
     certs: Path
+    admin_port: int = 0
+    """Its operator console, on http://127.0.0.1:<admin_port>/."""
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
@@ -83,6 +85,10 @@ class Node:
     @property
     def log_path(self) -> Path:
         return self.directory / "serve.log"
+
+    @property
+    def console(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
 
     def folder(self, state: str) -> Path:
         """``spool/<PEER>/<state>`` of the one peer this node talks to."""
@@ -199,17 +205,17 @@ class Demo:
 
 def make_demo(directory: Path, *, collect: str) -> Demo:
     """Run ``demo/setup.sh`` on free ports into ``directory``."""
-    port_a, port_b = free_ports(2)
+    port_a, port_b, admin_a, admin_b = free_ports(4)
     done = run_setup(
         "--dir", str(directory), "--port-a", str(port_a), "--port-b", str(port_b),
-        "--collect", collect,
+        "--admin-a", str(admin_a), "--admin-b", str(admin_b), "--collect", collect,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     certs = directory / "certs"
     return Demo(
         directory,
-        Node(NODE_A, NODE_B, directory / "node-a", port_a, certs),
-        Node(NODE_B, NODE_A, directory / "node-b", port_b, certs),
+        Node(NODE_A, NODE_B, directory / "node-a", port_a, certs, admin_a),
+        Node(NODE_B, NODE_A, directory / "node-b", port_b, certs, admin_b),
     )
 
 

@@ -93,6 +93,7 @@ def write_config(path: Path, pki: Path, spool: Path, port: int) -> Path:
         f"block_size = {BLOCK_SIZE}\n\n"
         f'[server]\nlisten = "127.0.0.1:{port}"\ncert = "{pki}/server.pem"\n'
         f'key = "{pki}/server.key"\nclient_ca = "{pki}/ca.pem"\ncrl = "{pki}/ca.crl"\n\n'
+        '[admin]\nlisten = "127.0.0.1:0"\n\n'
         f'[[peers]]\nid = "CREC"\ndn = ["{CREC_DN}"]\n'
     )
     return path

@@ -143,6 +143,7 @@ def write_config(path: Path, pki: Path, spool: Path, axis_port: int) -> Path:
         f"block_size = {BLOCK_SIZE}\n\n"
         f'[server]\nlisten = "127.0.0.1:0"\ncert = "{pki}/server.pem"\n'
         f'key = "{pki}/server.key"\nclient_ca = "{pki}/ca.pem"\n\n'
+        '[admin]\nlisten = "127.0.0.1:0"\n\n'
         f'[client]\ncert = "{pki}/client.pem"\nkey = "{pki}/client.key"\n'
         f'ca = "{pki}/ca.pem"\ntimeout = 30\nretries = 0\nretry_delay = 0\n\n'
         f'[[peers]]\nid = "CREC"\ndn = ["{CREC_DN}"]\n'

@@ -72,6 +72,7 @@ def leg(dev_pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zee
         f'[node]\nid = "0086"\nspool = "{spool}"\ntimezone = "Europe/Madrid"\n\n'
         f'[server]\nlisten = "127.0.0.1:{port}"\ncert = "{dev_pki}/server.pem"\n'
         f'key = "{dev_pki}/server.key"\nclient_ca = "{dev_pki}/ca.pem"\n\n'
+        '[admin]\nlisten = "127.0.0.1:0"\n\n'
         f'[[peers]]\nid = "CREC"\ndn = ["{CREC_DN}"]\n'
     )
     outbox = spool / "CREC" / "outbox"

@@ -26,6 +26,7 @@ from concentrador.server.axis.reframer import (
     BodyCut,
     ContentLengthTolerated,
     RequestReframer,
+    RequestRefused,
 )
 
 ENVELOPE = b'<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"/>'
@@ -137,10 +138,13 @@ def test_short_body_that_axis_cannot_explain_ends_at_its_content_length() -> Non
     message = encode_message(ENVELOPE, bytes(500))
     declared = len(message) - 12
     reframer = RequestReframer()
-    out = reframer.receive(dime_head(declared) + message + NEXT)
-    _, _, body, rest = read_request(out)
-    assert body == message[:declared]
-    assert rest == message[declared:] + NEXT  # left to the HTTP parser, as without us
+    request, refused = reframer.receive_requests(dime_head(declared) + message + NEXT)
+    assert isinstance(request, bytes)
+    _, _, body, rest = read_request(request)
+    assert body == message[:declared] and rest == b""
+    # What follows is no request line: refused (400, then the connection closes).
+    assert isinstance(refused, RequestRefused)
+    assert refused.reason.startswith("malformed request method")
     assert reframer.events() == [] and not reframer.awaiting_surplus
 
 
@@ -164,7 +168,6 @@ LAST_REQUESTS = [
     dime_head(b"9" * 40) + b"x" * 12,
     b"POST /x HTTP/1.1\r\n Folded: header\r\nContent-Type: application/dime\r\n"
     b"Content-Length: 1\r\n\r\nA",
-    b"NOT HTTP AT ALL\x00\xff\r\n\r\n",
 ]
 
 

@@ -128,3 +128,18 @@ def test_callback_errors_do_not_stop_the_watcher(spool: Spool) -> None:
         (box / "two").write_bytes(b"2")
         assert wait_for(lambda: len(calls) == 2)
     assert [p.name for p in calls] == ["one", "two"]
+
+
+def test_file_renamed_into_the_outbox_is_handed_over_at_once(spool: Spool, tmp_path: Path) -> None:
+    """A rename is a whole file: the publisher's settle rule does the waiting."""
+    box = spool.peer("A").dir("outbox")
+    (box / "CUR").mkdir()
+    source = tmp_path / "written-elsewhere"
+    source.write_bytes(b"1;2;3\n" * 1000)
+    calls = Calls()
+    with SpoolWatcher(spool, ["A"], calls, Calls(), debounce=5.0):
+        started = time.monotonic()
+        os.rename(source, box / "CUR" / "F1_0086.txt")
+        assert calls.event.wait(4.0)
+        assert time.monotonic() - started < 1.0
+    assert calls.items == [("A", box / "CUR" / "F1_0086.txt")]

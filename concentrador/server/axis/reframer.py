@@ -39,6 +39,13 @@ after it are followed through their Content-Length. What this class cannot
 follow (a chunked or upgraded request, a head it does not understand) makes
 it step aside for the rest of the connection: from then on every byte passes
 through untouched, exactly as if it were not there.
+
+It also keeps requests apart: each is handed on as a segment of its own (a
+parser error fails the whole chunk it is fed, so a request followed by junk
+in one TCP read would be lost), and a request line that is not HTTP/1.0 or
+1.1 (:func:`~concentrador.server.axis.heads.request_line_problem`) becomes a
+:class:`RequestRefused` in its place: answered 400 after the requests before
+it, and the rest of the connection dropped (docs/protocol.md, "Decision").
 """
 
 from __future__ import annotations
@@ -47,11 +54,17 @@ import enum
 from dataclasses import dataclass
 
 from concentrador.protocol import (
-    DIME_CONTENT_TYPE,
     HEADER_SIZE,
     DimeError,
     DimeExtentTracker,
     DimeLimits,
+)
+from concentrador.server.axis.heads import (
+    DECLARED_LENGTH_HEADER,
+    RequestRefused,
+    Segment,
+    parse_head,
+    request_line_problem,
 )
 
 __all__ = [
@@ -61,21 +74,12 @@ __all__ = [
     "ContentLengthTolerated",
     "ReframerEvent",
     "RequestReframer",
+    "RequestRefused",
+    "Segment",
 ]
 
-# Carries the peer's original Content-Length of a re-framed request to the
-# application, only so that its faults can say what happened. A peer can send
-# it itself; it then only changes the wording of its own fault.
-DECLARED_LENGTH_HEADER = "Concentrador-Declared-Length"
-
-_DIME_MEDIA_TYPE = DIME_CONTENT_TYPE.encode("ascii")
-_VERSIONS = (b"HTTP/1.0", b"HTTP/1.1")
 _LAST_CHUNK = b"0\r\n\r\n"
 TOO_LONG_REASON = "the DIME message goes on past the 12 bytes per record Axis 1.x leaves uncounted"
-# RFC 9110 token characters, the only ones a header name may have.
-_HEADER_NAME_CHARS = frozenset(
-    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,21 +103,54 @@ class BodyCut:
 ReframerEvent = ContentLengthTolerated | BodyCut
 
 
+class _Output:
+    """What one ``receive`` hands on, cut into :data:`Segment` s at request ends."""
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes | memoryview] = []
+        self.segments: list[Segment] = []
+
+    def append(self, piece: bytes | memoryview) -> None:
+        self._pieces.append(piece)
+
+    def extend(self, pieces: tuple[bytes | memoryview, ...]) -> None:
+        self._pieces.extend(pieces)
+
+    def end_request(self) -> None:
+        if self._pieces:
+            self.segments.append(b"".join(self._pieces))
+            self._pieces.clear()
+
+    def refuse(self, reason: str) -> None:
+        self.end_request()
+        self.segments.append(RequestRefused(reason))
+
+    def done(self) -> list[Segment]:
+        self.end_request()
+        return self.segments
+
+
 class _State(enum.Enum):
     HEAD = enum.auto()  # collecting a request head
     BODY = enum.auto()  # passing a Content-Length body through
     DIME_DECLARED = enum.auto()  # re-framing a DIME body, within its Content-Length
     DIME_SURPLUS = enum.auto()  # re-framing a DIME body, past its Content-Length
     PASSTHROUGH = enum.auto()  # stepped aside for the rest of the connection
-    DISCARD = enum.auto()  # after a cut body: drop the rest of the connection
+    DISCARD = enum.auto()  # after a cut body or a refused request: drop the rest
 
 
 class RequestReframer:
     """One connection's request stream, DIME bodies re-framed (see the module doc).
 
-    ``receive(data)`` returns the bytes to hand to the HTTP parser (possibly
-    empty: a head is held until it is complete, at most ``max_head`` bytes).
-    ``events()`` returns and forgets what happened since the last call.
+    ``receive_requests(data)`` returns what to hand to the HTTP parser, as
+    :data:`Segment` s: each complete request (head and body) is a segment of
+    its own, so the parser can answer it before it meets what follows (a
+    parser error fails the whole chunk it was fed, request and all); a
+    :class:`RequestRefused` stands for a request line we do not serve, and
+    everything after it is dropped. Possibly empty: a head is held until it is
+    complete, at most ``max_head`` bytes. ``receive(data)`` is the same as one
+    string of bytes, refusals left out (tests). ``events()`` returns and
+    forgets what happened since the last call.
     """
 
     def __init__(self, limits: DimeLimits | None = None, *, max_head: int = 64 * 1024) -> None:
@@ -122,6 +159,7 @@ class RequestReframer:
         self._state = _State.HEAD
         self._head = bytearray()
         self._scanned = 0  # head bytes already searched for the blank line
+        self._line_checked = False  # the held head's request line was found valid
         self._remaining = 0  # body bytes still to pass (BODY, DIME_DECLARED)
         self._declared = 0
         self._surplus = 0
@@ -148,7 +186,10 @@ class RequestReframer:
         return events
 
     def receive(self, data: bytes) -> bytes:
-        out: list[bytes | memoryview] = []
+        return b"".join(s for s in self.receive_requests(data) if isinstance(s, bytes))
+
+    def receive_requests(self, data: bytes) -> list[Segment]:
+        out = _Output()
         view = memoryview(data)
         while view:
             state = self._state
@@ -165,12 +206,13 @@ class RequestReframer:
                 view = view[taken:]
                 self._remaining -= taken
                 if not self._remaining:
+                    out.end_request()
                     self._state = _State.HEAD
             elif state is _State.DIME_DECLARED:
                 view = self._receive_declared(view, out)
             else:
                 view = self._receive_surplus(view, out)
-        return b"".join(out)
+        return out.done()
 
     def cut(self) -> bytes:
         """End a body that is awaiting surplus now (the peer went quiet)."""
@@ -185,7 +227,7 @@ class RequestReframer:
 
     # ---------------------------------------------------------------- heads
 
-    def _receive_head(self, view: memoryview, out: list[bytes | memoryview]) -> memoryview:
+    def _receive_head(self, view: memoryview, out: _Output) -> memoryview:
         if not self._head:
             # Empty lines before a request line are the parser's business.
             skip = 0
@@ -195,6 +237,8 @@ class RequestReframer:
                 out.append(view[:skip])
                 return view[skip:]
         self._head += view
+        if not self._line_checked and self._refused(len(self._head) - len(view), out):
+            return memoryview(b"")
         end = self._head_end()
         if end is None:
             if len(self._head) > self._max_head:
@@ -204,8 +248,29 @@ class RequestReframer:
         rest = bytes(self._head[end:])
         self._head.clear()
         self._scanned = 0
+        self._line_checked = False
         self._start_request(head, out)
         return memoryview(rest)
+
+    def _refused(self, new_from: int, out: _Output) -> bool:
+        """Refuse the held head as soon as its request line is complete and bad.
+
+        Only the new bytes (from ``new_from``) can hold the line's end, so a
+        line dripping in one byte at a time is not searched again and again.
+        """
+        end = self._head.find(b"\n", new_from)
+        if end < 0:
+            return False
+        line = bytes(self._head[:end])
+        problem = request_line_problem(line[:-1] if line.endswith(b"\r") else line)
+        if problem is None:
+            self._line_checked = True
+            return False
+        self._head.clear()
+        self._scanned = 0
+        out.refuse(problem)
+        self._state = _State.DISCARD
+        return True
 
     def _head_end(self) -> int | None:
         start = max(0, self._scanned - 2)
@@ -217,13 +282,13 @@ class RequestReframer:
         ]
         return min(ends) if ends else None
 
-    def _step_aside(self, out: list[bytes | memoryview]) -> None:
+    def _step_aside(self, out: _Output) -> None:
         out.append(bytes(self._head))
         self._head.clear()
         self._state = _State.PASSTHROUGH
 
-    def _start_request(self, head: bytes, out: list[bytes | memoryview]) -> None:
-        parsed = _parse_head(head)
+    def _start_request(self, head: bytes, out: _Output) -> None:
+        parsed = parse_head(head)
         if parsed is None or parsed.opaque:
             out.append(head)
             self._state = _State.PASSTHROUGH
@@ -239,11 +304,15 @@ class RequestReframer:
             return
         out.append(head)
         self._remaining = parsed.content_length
-        self._state = _State.BODY if self._remaining else _State.HEAD
+        if self._remaining:
+            self._state = _State.BODY
+        else:
+            out.end_request()
+            self._state = _State.HEAD
 
     # ---------------------------------------------------------- DIME bodies
 
-    def _receive_declared(self, view: memoryview, out: list[bytes | memoryview]) -> memoryview:
+    def _receive_declared(self, view: memoryview, out: _Output) -> memoryview:
         taken = min(self._remaining, len(view))
         piece = view[:taken]
         tracker = self._tracker
@@ -260,7 +329,7 @@ class RequestReframer:
             self._after_declared(out)
         return view[taken:]
 
-    def _after_declared(self, out: list[bytes | memoryview]) -> None:
+    def _after_declared(self, out: _Output) -> None:
         tracker = self._tracker
         if tracker is None or tracker.complete or self._allowance(tracker) <= 0:
             # Ends at its Content-Length, whatever the DIME says: HTTP as usual.
@@ -279,7 +348,7 @@ class RequestReframer:
         headers = tracker.records + (1 if tracker.at_record_start else 0)
         return HEADER_SIZE * (headers - 2) - self._surplus
 
-    def _receive_surplus(self, view: memoryview, out: list[bytes | memoryview]) -> memoryview:
+    def _receive_surplus(self, view: memoryview, out: _Output) -> memoryview:
         tracker = self._tracker
         assert tracker is not None
         allowed = self._allowance(tracker)
@@ -308,83 +377,20 @@ class RequestReframer:
             self._end_body(out)
         return view[taken:]
 
-    def _cut(self, out: list[bytes | memoryview], reason: str) -> None:
+    def _cut(self, out: _Output, reason: str) -> None:
         self._events.append(BodyCut(self._declared, self._declared + self._surplus, reason))
         out.append(_LAST_CHUNK)
+        out.end_request()
         self._tracker = None
         self._state = _State.DISCARD
 
-    def _end_body(self, out: list[bytes | memoryview]) -> None:
+    def _end_body(self, out: _Output) -> None:
         out.append(_LAST_CHUNK)
+        out.end_request()
         self._tracker = None
         self._state = _State.HEAD
 
 
-def _chunk(piece: memoryview, out: list[bytes | memoryview]) -> None:
+def _chunk(piece: memoryview, out: _Output) -> None:
     if piece:  # an empty chunk would end the body
         out.extend((b"%x\r\n" % len(piece), piece, b"\r\n"))
-
-
-@dataclass(frozen=True, slots=True)
-class _Head:
-    request_line: bytes
-    fields: list[tuple[bytes, bytes]]  # (lower-case name, raw line)
-    method: bytes
-    content_length: int
-    opaque: bool  # a body or protocol we do not follow (chunked, upgrade, ...)
-    dime: bool
-
-    @property
-    def is_dime_upload(self) -> bool:
-        return self.dime and self.method == b"POST" and not self.opaque
-
-    def rewritten(self) -> bytes:
-        drop = (b"content-length", DECLARED_LENGTH_HEADER.lower().encode())
-        lines = [self.request_line]
-        lines += [line for name, line in self.fields if name not in drop]
-        lines.append(b"Transfer-Encoding: chunked")
-        lines.append(b"%s: %d" % (DECLARED_LENGTH_HEADER.encode(), self.content_length))
-        return b"\r\n".join(lines) + b"\r\n\r\n"
-
-
-def _parse_head(head: bytes) -> _Head | None:
-    """The parts of a request head we need, or None if it is not plain HTTP/1.x.
-
-    Strict on purpose: anything unusual (bare LF, folded lines, odd names)
-    is left to aiohttp's parser untouched.
-    """
-    if head.count(b"\n") != head.count(b"\r\n"):
-        return None
-    lines = head[:-4].split(b"\r\n")
-    parts = lines[0].split(b" ")
-    if len(parts) != 3 or parts[2] not in _VERSIONS or not parts[0].isalpha():
-        return None
-    fields: list[tuple[bytes, bytes]] = []
-    lengths: list[bytes] = []
-    content_types: list[bytes] = []
-    opaque = parts[0] == b"CONNECT"
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not name or not set(name) <= _HEADER_NAME_CHARS:
-            return None
-        lower = name.lower()
-        value = value.strip(b" \t")
-        fields.append((lower, line))
-        if lower == b"content-length":
-            lengths.append(value)
-        elif lower == b"content-type":
-            content_types.append(value)
-        elif lower in (b"transfer-encoding", b"upgrade"):
-            opaque = True
-    # (A Content-Length of more than 18 digits is no length we would accept.)
-    if len(lengths) > 1 or (lengths and not (lengths[0].isdigit() and len(lengths[0]) <= 18)):
-        opaque = True
-    media_type = content_types[0].split(b";")[0].strip().lower() if content_types else b""
-    return _Head(
-        request_line=lines[0],
-        fields=fields,
-        method=parts[0],
-        content_length=int(lengths[0]) if lengths and not opaque else 0,
-        opaque=opaque,
-        dime=len(content_types) == 1 and media_type == _DIME_MEDIA_TYPE and bool(lengths),
-    )

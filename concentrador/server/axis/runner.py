@@ -14,6 +14,14 @@ that delegates everything to that server but wraps each protocol it makes
 bytes of ``data_received``. aiohttp's parser (C or pure Python) is untouched
 and sees an ordinary ``Transfer-Encoding: chunked`` request. The handler keeps
 the real transport, so flow control, TLS details and closing work as before.
+
+The wrapper also feeds the parser one request at a time, puts a stand-in in
+place of a request line the re-framer refuses, and gives the handler a
+:class:`~concentrador.server.axis.rejections.PeerErrorLogger`, so that
+malformed requests are logged as one rate-limited WARNING each
+(:mod:`concentrador.server.axis.rejections`). The runner adds the
+:class:`~concentrador.server.axis.rejections.RefusalDesk` middleware to the
+app, so it must be made before the app is frozen (as any runner is).
 """
 
 from __future__ import annotations
@@ -30,6 +38,13 @@ from concentrador.server.axis.reframer import (
     BodyCut,
     ContentLengthTolerated,
     RequestReframer,
+    RequestRefused,
+)
+from concentrador.server.axis.rejections import (
+    PeerErrorLogger,
+    RefusalDesk,
+    RejectionLog,
+    peer_address,
 )
 
 __all__ = ["DEFAULT_SURPLUS_GRACE", "AxisTolerantAppRunner", "AxisTolerantProtocol"]
@@ -52,8 +67,10 @@ class AxisTolerantProtocol(asyncio.Protocol):
         *,
         limits: DimeLimits | None = None,
         surplus_grace: float = DEFAULT_SURPLUS_GRACE,
+        desk: RefusalDesk | None = None,
     ) -> None:
         self._inner = inner
+        self._desk = desk or RefusalDesk(RejectionLog())
         self._reframer = RequestReframer(limits)
         self._grace = surplus_grace
         self._transport: asyncio.Transport | None = None
@@ -62,9 +79,11 @@ class AxisTolerantProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and len(peer) >= 2:
-            self._peer = f"{peer[0]}:{peer[1]}"
+        self._peer = peer_address(transport)
+        if isinstance(self._inner, web.RequestHandler):
+            # Parse errors and resets become one WARNING; our bugs keep their traceback.
+            handler_log = PeerErrorLogger(self._inner.logger, self._desk.rejections, transport)
+            self._inner.logger = cast(logging.Logger, handler_log)
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -72,11 +91,14 @@ class AxisTolerantProtocol(asyncio.Protocol):
         if reframer.passing_through:
             self._inner.data_received(data)
             return
-        out = reframer.receive(data)
+        segments = reframer.receive_requests(data)
         self._report()
         self._watch_surplus()
-        if out:
-            self._inner.data_received(out)
+        # One request per call: a parser error fails only the call it occurs in.
+        for segment in segments:
+            if isinstance(segment, RequestRefused):
+                segment = self._desk.stand_in(segment.reason)
+            self._inner.data_received(segment)
 
     def eof_received(self) -> bool | None:
         self._end_surplus()
@@ -153,13 +175,22 @@ class _ReframingServer:
     """Stands in for a ``web.Server``: the same in every respect, except that
     the protocols it makes are wrapped in :class:`AxisTolerantProtocol`."""
 
-    def __init__(self, server: web.Server, limits: DimeLimits | None, surplus_grace: float) -> None:
+    def __init__(
+        self,
+        server: web.Server,
+        limits: DimeLimits | None,
+        surplus_grace: float,
+        desk: RefusalDesk,
+    ) -> None:
         self._server = server
         self._limits = limits
         self._grace = surplus_grace
+        self._desk = desk
 
     def __call__(self) -> AxisTolerantProtocol:
-        return AxisTolerantProtocol(self._server(), limits=self._limits, surplus_grace=self._grace)
+        return AxisTolerantProtocol(
+            self._server(), limits=self._limits, surplus_grace=self._grace, desk=self._desk
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._server, name)
@@ -169,7 +200,9 @@ class AxisTolerantAppRunner(web.AppRunner):
     """``web.AppRunner`` for the CPCSCC app, tolerating Axis's DIME Content-Length.
 
     ``dime_limits`` bounds the record walk (its ``max_records``); by default
-    the app's own ``ServerState.dime_limits``.
+    the app's own ``ServerState.dime_limits``. ``rejections`` is where
+    rejected requests are logged (by default a :class:`RejectionLog` of
+    5 lines per source address per minute).
     """
 
     def __init__(
@@ -178,9 +211,13 @@ class AxisTolerantAppRunner(web.AppRunner):
         *,
         dime_limits: DimeLimits | None = None,
         surplus_grace: float = DEFAULT_SURPLUS_GRACE,
+        rejections: RejectionLog | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(app, **kwargs)
+        self.rejections = rejections or RejectionLog()
+        self._desk = RefusalDesk(self.rejections)
+        app.middlewares.append(self._desk.middleware)
         if dime_limits is None:
             state = app.get(STATE_KEY)
             dime_limits = state.dime_limits if state is not None else None
@@ -189,5 +226,11 @@ class AxisTolerantAppRunner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
-        stand_in = _ReframingServer(server, self._axis_dime_limits, self._axis_surplus_grace)
+        stand_in = _ReframingServer(
+            server, self._axis_dime_limits, self._axis_surplus_grace, self._desk
+        )
         return cast(web.Server, stand_in)
+
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        self.rejections.close()

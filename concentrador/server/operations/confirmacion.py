@@ -5,6 +5,7 @@ Code 0 on a published original moves it and all its blocks from
 The ledger update comes first, as with the publisher: it is the commit point
 (after it the file is no longer listed or served); the moves follow under the
 peer lock, and a move that finds the file already gone is simply done.
+Confirmations arriving together are committed together (:class:`DeliveryGroup`).
 
 Codes 1 and 2 are logged and answered 0; the file stays published. Anything
 else (an unknown name, another peer's, an unsafe name, a single block, a
@@ -14,6 +15,9 @@ code outside 0-2) is answered codigo 1.
 from __future__ import annotations
 
 import logging
+import os
+import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from concentrador.protocol import (
@@ -27,12 +31,13 @@ from concentrador.protocol import (
 )
 from concentrador.spool.durable import move_aside, sync_folders
 from concentrador.spool.layout import PeerSpool, SpoolState
+from concentrador.spool.ledger.events import EventKind
 from concentrador.spool.locks import peer_lock
 
 if TYPE_CHECKING:
-    from concentrador.spool.ledger import Ledger
+    from concentrador.spool.ledger import Ledger, PublishedEntry
 
-__all__ = ["confirm_reception"]
+__all__ = ["DeliveryGroup", "confirm_reception"]
 
 log = logging.getLogger(__name__)
 
@@ -68,43 +73,114 @@ def confirm_reception(
 
     code = request.cod_confirmacion
     if code in (ConfirmationCode.CHECKSUM_FAILED, ConfirmationCode.GENERIC_ERROR):
-        log.warning(
-            "%s reports %s for %s (code %d); it stays published",
-            peer,
-            "a checksum failure" if code == ConfirmationCode.CHECKSUM_FAILED else "an error",
-            name,
-            code,
+        what = "a checksum failure" if code == ConfirmationCode.CHECKSUM_FAILED else "an error"
+        log.warning("%s reports %s for %s (code %d); it stays published", peer, what, name, code)
+        ledger.note_event(
+            peer, name, EventKind.PEER_CONFIRMATION, f"code {code} ({what}): stays published"
         )
         return _answer(ConfirmationResult.ACCEPTED)
     if code != ConfirmationCode.RECEIVED:
         log.warning("%s sent codConfirmacion %d for %s, which means nothing", peer, code, name)
         return _answer(ConfirmationResult.ERROR)
 
-    published = peer_spool.dir(SpoolState.PUBLISHED)
-    delivered = peer_spool.dir(SpoolState.DELIVERED)
-    with peer_lock(peer_spool):
-        # Re-read under the lock: an expiry run may have moved the file to
-        # expired/ since the check above; marking it delivered then would
-        # leave the ledger contradicting the folders.
-        entries = [e for e in ledger.entries_of(peer, name) if e.state == _PUBLISHED]
-        if not entries:
-            log.info("%s confirmed %s, no longer published (expired or confirmed)", peer, name)
-            return _answer(ConfirmationResult.ERROR)
-        ledger.set_state(peer, name, _DELIVERED)
+    return _answer(_delivery_group(peer_spool).deliver(ledger, name))
+
+
+@dataclass
+class _Delivery:
+    """One code-0 confirmation waiting for a group commit."""
+
+    name: str
+    result: ConfirmationResult = ConfirmationResult.ERROR
+    done: bool = False
+    failure: BaseException | None = None
+
+
+class DeliveryGroup:
+    """Group commit of one peer's code-0 confirmations.
+
+    Confirmations arriving together (several connections) queue up for the
+    peer lock; the first to get it commits every queued one: one ledger
+    transaction, the moves, one fsync per folder. Each is answered only once
+    that whole commit is durable, so nothing is acknowledged earlier than
+    before; a confirmation alone costs what it always did.
+    """
+
+    def __init__(self, peer_spool: PeerSpool) -> None:
+        self._spool = peer_spool
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Delivery] = []
+
+    def deliver(self, ledger: Ledger, name: str) -> ConfirmationResult:
+        """Deliver ``name`` (blocking), maybe in another thread's commit."""
+        mine = _Delivery(name)
+        with self._queue_lock:
+            self._queue.append(mine)
+        with peer_lock(self._spool):
+            if not mine.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                try:
+                    self._commit(ledger, batch)
+                except BaseException as exc:
+                    for delivery in batch:
+                        delivery.failure = exc
+                    raise
+                finally:
+                    for delivery in batch:
+                        delivery.done = True
+        if mine.failure is not None:
+            raise mine.failure
+        return mine.result
+
+    def _commit(self, ledger: Ledger, batch: list[_Delivery]) -> None:
+        """Under the peer lock: the ledger first (the commit point), then the moves."""
+        peer = self._spool.peer
+        published = self._spool.dir(SpoolState.PUBLISHED)
+        delivered = self._spool.dir(SpoolState.DELIVERED)
+        accepted: dict[str, list[PublishedEntry]] = {}
+        for delivery in batch:
+            # Re-read under the lock: an expiry run (or a confirmation earlier
+            # in this batch) may have moved the file since the first check;
+            # marking it delivered then would contradict the folders.
+            entries = [e for e in ledger.entries_of(peer, delivery.name) if e.state == _PUBLISHED]
+            if not entries or delivery.name in accepted:
+                log.info("%s confirmed %s, no longer published (expired or confirmed)", peer,
+                         delivery.name)  # fmt: skip
+                continue
+            accepted[delivery.name] = entries
+            delivery.result = ConfirmationResult.ACCEPTED
+        if not accepted:
+            return
+        detail = "confirmed by the peer with code 0"
+        ledger.set_states(peer, list(accepted), _DELIVERED, detail=detail)
         delivered.mkdir(parents=True, exist_ok=True)
         moved = 0
-        for entry in entries:
-            source = published / entry.name
+        for entry in (entry for entries in accepted.values() for entry in entries):
             try:
                 # move_aside never overwrites: a clash (an operator re-used a
                 # name) keeps both files, the new one with a time stamp.
-                move_aside(source, delivered, sync=False)
+                move_aside(published / entry.name, delivered, sync=False)
                 moved += 1
             except FileNotFoundError:
                 log.info("%s was already gone from %s", entry.name, published)
         if moved:
-            # One fsync per folder for all the blocks of the file, before we
-            # answer: the moves are as durable as one durable_move each.
+            # One fsync per folder for every file of the batch, before any of
+            # them is answered: the moves are as durable as one durable_move each.
             sync_folders(delivered, published)
-    log.info("%s confirmed %s (%d file(s) delivered)", peer, name, len(entries))
-    return _answer(ConfirmationResult.ACCEPTED)
+        for name, entries in accepted.items():
+            log.info("%s confirmed %s (%d file(s) delivered)", peer, name, len(entries))
+
+
+_groups: dict[str, DeliveryGroup] = {}
+_groups_lock = threading.Lock()
+
+
+def _delivery_group(peer_spool: PeerSpool) -> DeliveryGroup:
+    """The process-wide group of ``peer_spool`` (like :func:`peer_lock`'s registry)."""
+    key = os.path.abspath(peer_spool.lock_path)
+    with _groups_lock:
+        group = _groups.get(key)
+        if group is None:
+            group = _groups[key] = DeliveryGroup(peer_spool)
+        return group

@@ -165,7 +165,9 @@ async def receive_file(
     """Stream the attachment, apply the §4.5 checks in order, store it.
 
     Malformed DIME (anything but an oversized attachment) propagates as a
-    ``DimeError`` after whatever was written has been removed.
+    ``DimeError``, and a third record (CPCSCC.md §5 allows two; seen by
+    ``incoming.finish()``, before anything is committed) as a
+    ``DimeExtraRecord``, after whatever was written has been removed.
     """
     peer = context.peer
     name = fichero.nombre
@@ -202,7 +204,7 @@ async def receive_file(
 
     # After a failed write the writer's MD5 covers only part of the file;
     # the answer is then 2 (retryable, like 1) whatever the checksum was.
-    md5 = None if write_failure is not None else sink.md5  # type: ignore[attr-defined]
+    md5 = None if write_failure is not None else sink.md5
     result = _check(context, fichero, md5, name_ok, participant_ok, type_ok)
     if result is not None:
         sink.abort()

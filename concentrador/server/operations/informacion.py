@@ -22,13 +22,17 @@ __all__ = ["published_listing"]
 log = logging.getLogger(__name__)
 
 
-def published_listing(ledger: Ledger, peer_id: str) -> Sequence[tuple[str, str, int]]:
+def published_listing(
+    ledger: Ledger, peer_id: str, *, remote: str | None = None
+) -> Sequence[tuple[str, str, int]]:
     """Every name published for ``peer_id``, in one query (no per-file work).
 
     A name XML cannot carry cannot be listed at all: it is logged here, and
-    left out of the answer by the writer.
+    left out of the answer by the writer. Files listed for the first time get
+    a ``listed`` event (from ``remote``) in their audit trail.
     """
     rows = ledger.listing(peer_id)
+    ledger.note_listed(peer_id, remote)
     for name, _, _ in rows:
         if not listable_name(name):
             log.error("published file %r has a name XML cannot carry; not listed", name)

@@ -70,7 +70,12 @@ def _not_published(name: str) -> FileNotPublished:
 
 
 def open_published_file(
-    ledger: Ledger, peer_spool: PeerSpool, name: str, *, read_ahead: int = 0
+    ledger: Ledger,
+    peer_spool: PeerSpool,
+    name: str,
+    *,
+    read_ahead: int = 0,
+    remote: str | None = None,
 ) -> FileToServe:
     """Open ``name`` if it is published for this peer (blocking: run off the loop).
 
@@ -81,6 +86,7 @@ def open_published_file(
     Raises :class:`FileNotPublished` for anything else. A file whose size no
     longer matches the ledger is refused too (and logged): its recorded MD5
     would be a lie, and the collector would fetch it again and again.
+    A file served gets a ``fetched`` event (with ``remote``) in its audit trail.
     """
     try:
         validate_peer_filename(name)
@@ -114,4 +120,5 @@ def open_published_file(
         except BaseException:
             handle.close()
             raise
+    ledger.note_fetched(peer_spool.peer, name, remote)
     return FileToServe(name, entry.md5, size, handle, head)

@@ -9,8 +9,10 @@ the daemon, :class:`~concentrador.daemon.services.SpoolServices` schedules
 every one):
 
 1. concatenate them in order into a :class:`DurableWriter` (1 MiB reads,
-   the MD5 computed on the way), feeding the same bytes to a bzip2 checker
-   that must see exactly one complete stream and nothing after it;
+   the MD5 computed on the way), feeding the same bytes to a bzip2 check
+   that must see exactly one complete stream and nothing after it (on every
+   core, :mod:`~concentrador.spool.inbound.streamcheck`; usually begun as the
+   blocks arrived, :mod:`~concentrador.spool.inbound.precheck`);
 2. store the result as ``inbox/NAME`` through
    :meth:`InboundStore.store_complete`, which records it in the ledger and
    keeps a decompressed copy if configured; as ``manual/NAME`` instead when
@@ -38,27 +40,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from concentrador.protocol import (
-    SingleStreamChecker,
     block_name,
-    decompression_budget,
     parse_block_name,
     reassembly_plan,
 )
 from concentrador.spool.durable import (
-    READ_SIZE,
     DurableWriter,
     file_md5,
     move_aside,
     move_with_reason,
 )
+from concentrador.spool.inbound.precheck import PRECHECKS
 from concentrador.spool.inbound.store import DEFAULT_MAX_DECOMPRESSED, InboundStore
+from concentrador.spool.inbound.streamcheck import StreamCheck, read_pieces
 from concentrador.spool.layout import PeerSpool, SpoolState, is_temp_name
-from concentrador.spool.ledger import Ledger
+from concentrador.spool.ledger import EventKind, Ledger
 from concentrador.spool.locks import peer_lock
 
 __all__ = ["Reassembler"]
@@ -93,13 +94,6 @@ def _missing_ranges(present: Iterable[int], count: int) -> str:
             gaps.append(str(expected) if k - 1 == expected else f"{expected}-{k - 1}")
         expected = max(expected, k + 1)
     return ", ".join(gaps)
-
-
-def _read_pieces(paths: list[Path]) -> Iterator[bytes]:
-    for path in paths:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(READ_SIZE):
-                yield chunk
 
 
 class Reassembler:
@@ -203,18 +197,21 @@ class Reassembler:
         paths = [self.spool.dir(SpoolState.PARTIAL) / name for name in names]
         late = self.ledger.marked_outside_window(self.spool.peer, names)
         compressed_size = sum(path.stat().st_size for path in paths)
-        checker = SingleStreamChecker(max_output=decompression_budget(compressed_size))
+        # The check runs on every core while this thread copies and hashes;
+        # usually it began as the blocks arrived, and has only the rest to see.
+        check, checked = self._stream_check(original, count, paths, compressed_size)
         with DurableWriter(self.spool.work_dir) as writer:
-            for chunk in _read_pieces(paths):
-                writer.write(chunk)
-                checker.feed(chunk)
-            checker.finish()
-            if not checker.ok:
+            for index, path in enumerate(paths):
+                for chunk in read_pieces([path]):
+                    writer.write(chunk)
+                    if index >= checked:
+                        check.feed(chunk)
+            why = check.verdict(paths)
+            if why is not None:
                 writer.abort()
-                why = checker.error or "data after the end of the bzip2 stream"
                 self._fail_set(original, paths, why)
                 return None
-            stored = self.store.store_complete(writer, original, manual=bool(late))
+            stored = self.store.store_complete(writer, original, manual=bool(late), blocks=count)
         # Forgotten before the blocks move: if we stop in between, the rerun
         # finds the identical file already stored, wherever it went.
         self.ledger.clear_outside_window(self.spool.peer, names)
@@ -224,6 +221,21 @@ class Reassembler:
             where += f" ({len(late)} block(s) arrived outside the load window)"
         log.info("%s: rebuilt %s from %d blocks into %s", self.spool.peer, original, count, where)
         return stored
+
+    def _stream_check(
+        self, original: str, count: int, paths: list[Path], size: int
+    ) -> tuple[StreamCheck, int]:
+        """The check of the set and how many of ``paths`` it has read: the one
+        begun as the blocks arrived if it read these very files, else a new one."""
+        precheck = PRECHECKS.take(self.spool.dir(SpoolState.PARTIAL), original, count)
+        if precheck is not None:
+            checked = precheck.resume_at(paths)
+            if checked is not None:
+                log.debug("%s: %s: %d of %d blocks checked on arrival",
+                          self.spool.peer, original, checked, count)  # fmt: skip
+                return precheck.check, checked
+            precheck.check.abandon()
+        return StreamCheck(size), 0
 
     def _archive_blocks(self, paths: list[Path]) -> None:
         archive = self.spool.dir(SpoolState.ARCHIVE)
@@ -238,6 +250,7 @@ class Reassembler:
         # After the moves: a stop in between leaves a mark too many (a later
         # copy of the set goes to manual/, for a person), never one too few.
         self.ledger.clear_outside_window(self.spool.peer, [path.name for path in paths])
+        self.ledger.note_event(self.spool.peer, original, EventKind.REBUILD_FAILED, reason)
 
     def _finish_interrupted(
         self, original: str, count: int, blocks: dict[int, Path]
@@ -263,7 +276,7 @@ class Reassembler:
             return None
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
-        for chunk in _read_pieces(ordered):
+        for chunk in read_pieces(ordered):
             digest.update(chunk)
             size += len(chunk)
         for path in stored:
@@ -311,4 +324,5 @@ class Reassembler:
                 move_with_reason(path, failed, self.spool.work_dir, why, now=now)
             names = [path.name for path in blocks.values()]
             self.ledger.clear_outside_window(self.spool.peer, names)
+            self.ledger.note_event(self.spool.peer, original, EventKind.REBUILD_FAILED, why)
             return True

@@ -43,8 +43,9 @@ from concentrador.spool.durable import (
     file_md5,
     move_aside,
 )
+from concentrador.spool.inbound.precheck import PRECHECKS
 from concentrador.spool.layout import PeerSpool, SpoolState
-from concentrador.spool.ledger import Ledger
+from concentrador.spool.ledger import EventKind, Ledger
 from concentrador.spool.locks import peer_lock
 
 __all__ = [
@@ -87,11 +88,14 @@ class InboundStore:
         *,
         decompress: bool,
         max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
+        remote: str | None = None,
     ) -> None:
         self.spool = peer_spool
         self.ledger = ledger
         self.decompress = decompress
         self.max_decompressed = max_decompressed
+        # The sender's address (an enviarFichero's remote), for the blocks' trail.
+        self.remote = remote
 
     # -- receiving -----------------------------------------------------------
     def open(self, name: str, *, manual: bool) -> InboundWriter:
@@ -126,11 +130,30 @@ class InboundStore:
                     writer.abort()
                     return target
                 move_aside(target, self.spool.dir(SpoolState.ARCHIVE), stamp=True)
-            return writer.commit(target)
+            stored = writer.commit(target)
+        assert writer.block is not None  # a block writer (see commit)
+        late = ", outside the load window" if writer.manual else ""
+        sender = f" from {self.remote}" if self.remote else ""
+        detail = (
+            f"block {writer.block.index}/{writer.block.count} ({writer.size} bytes{late}){sender}"
+        )
+        # Not durable: the block file is the record; the event only tells the story.
+        self.ledger.note_event(
+            self.spool.peer, writer.block.original, EventKind.BLOCK_RECEIVED, detail, durable=False
+        )
+        try:  # start checking the set's bzip2 stream while the other blocks arrive
+            PRECHECKS.block_stored(stored.parent, writer.block, stored)
+        except OSError:
+            log.warning("%s: cannot check %s on arrival", self.spool.peer, name, exc_info=True)
+        return stored
 
     # -- complete files (also used by the reassembler) -------------------------
-    def store_complete(self, writer: DurableWriter, name: str, *, manual: bool) -> Path:
+    def store_complete(
+        self, writer: DurableWriter, name: str, *, manual: bool, blocks: int | None = None
+    ) -> Path:
         """Commit a complete compressed file into ``inbox/`` (or ``manual/``).
+
+        ``blocks``: it was rebuilt from that many blocks (for its audit trail).
 
         Idempotent: when an identical file is already in ``inbox/`` or
         ``manual/`` the writer is discarded and that file is (re)recorded.
@@ -153,7 +176,9 @@ class InboundStore:
                 path = writer.commit(target)
                 if self.decompress:
                     self._write_decompressed_copy(path, name)
-            self.ledger.record_received(self.spool.peer, name, md5, writer.size, path)
+            self.ledger.record_received(
+                self.spool.peer, name, md5, writer.size, path, blocks=blocks
+            )
         return path
 
     def _find_identical(self, name: str, md5: str) -> Path | None:

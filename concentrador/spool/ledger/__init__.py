@@ -3,6 +3,7 @@
 One :class:`Ledger` object is the whole interface; see :mod:`.ledger`.
 """
 
+from concentrador.spool.ledger.events import EventKind, FileEvent, NewEvent
 from concentrador.spool.ledger.ledger import (
     SCHEMA_VERSION,
     Ledger,
@@ -13,12 +14,19 @@ from concentrador.spool.ledger.ledger import (
     UnclassifiedEntry,
 )
 from concentrador.spool.ledger.push import PushState
+from concentrador.spool.ledger.search import FilePage, FileQuery, FileRow
 
 __all__ = [
     "SCHEMA_VERSION",
+    "EventKind",
+    "FileEvent",
+    "FilePage",
+    "FileQuery",
+    "FileRow",
     "Ledger",
     "LedgerError",
     "ListedName",
+    "NewEvent",
     "PublishedEntry",
     "PushState",
     "ReceivedEntry",

@@ -3,7 +3,9 @@
 The folders say *where* a file is; the ledger remembers what the folders
 cannot: what was published to whom and when (for listing and expiry), which
 received files still await confirmation, push retry state, which received
-blocks arrived outside their peer's load window, and small status facts. It
+blocks arrived outside their peer's load window, small status facts, and the
+audit trail of every file (``events.py``: each state-changing method writes
+its event in the same transaction, so the trail never disagrees). It
 is one SQLite file (WAL, ``synchronous=FULL``) behind this narrow interface,
 which is meant to be re-implemented on PostgreSQL for operators
 that run several replicas: the SQL is plain (``INSERT ... ON CONFLICT``,
@@ -21,13 +23,16 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from concentrador.spool.ledger import outside_window, push
+from concentrador.protocol.filetypes import TypeClassifier
+from concentrador.spool.ledger import events, outside_window, published, push, received, search
+from concentrador.spool.ledger.events import EventKind, FileEvent, NewEvent
+from concentrador.spool.ledger.published import ListedName, PublishedEntry
 from concentrador.spool.ledger.push import PushState
+from concentrador.spool.ledger.received import ReceivedEntry
 from concentrador.spool.ledger.schema import (
     SCHEMA_VERSION,
     LedgerError,
@@ -36,49 +41,22 @@ from concentrador.spool.ledger.schema import (
     to_text,
     utc_now,
 )
+from concentrador.spool.ledger.search import FilePage, FileQuery
 
 __all__ = [
     "SCHEMA_VERSION",
+    "EventKind",
+    "FileEvent",
+    "FilePage",
     "Ledger",
     "LedgerError",
     "ListedName",
+    "NewEvent",
     "PublishedEntry",
     "PushState",
     "ReceivedEntry",
     "UnclassifiedEntry",
 ]
-
-
-def _published_row(e: PublishedEntry) -> tuple[object, ...]:
-    when = to_text(e.published_at)
-    return (e.peer, e.name, e.original, e.file_type, e.size, e.md5, when, str(e.state))
-
-
-@dataclass(frozen=True, slots=True)
-class PublishedEntry:
-    """One listed name (a whole file or one block ``ORIG.k_n``) for one peer."""
-
-    peer: str
-    name: str
-    original: str
-    file_type: str
-    size: int
-    md5: str
-    published_at: datetime
-    state: str = "published"
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedEntry:
-    """A complete file received from a peer, and whether we confirmed it."""
-
-    peer: str
-    name: str
-    md5: str
-    size: int
-    stored_path: str
-    received_at: datetime
-    confirmed_at: datetime | None
 
 
 class UnclassifiedEntry(NamedTuple):
@@ -89,24 +67,21 @@ class UnclassifiedEntry(NamedTuple):
     since: datetime
 
 
-class ListedName(NamedTuple):
-    """The three columns a listing needs, without building full entries."""
-
-    name: str
-    file_type: str
-    size: int
-
-
 class Ledger:
     """The spool's SQLite ledger. Open once per process; :meth:`close` at exit.
 
-    The tables and migrations are in ``schema.py``; the SQL of the push retry
-    state and of the outside-window marks in ``push.py`` and
-    ``outside_window.py`` (functions over a connection, called from here).
+    The tables and migrations are in ``schema.py``; the SQL of the received
+    files, the push retry state, the outside-window marks, the audit trail and
+    the file search in ``received.py``, ``push.py``, ``outside_window.py``,
+    ``events.py`` and ``search.py`` (functions over a connection, called from here).
     """
 
-    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, path: Path, *, timeout: float = 30.0, trail: bool = True,
+                 classifier: TypeClassifier | None = None) -> None:  # fmt: skip
+        # trail=False: no events, for bench/trail_cost_bench.py only (never a config key).
         self.path = Path(path)
+        self.trail = trail
+        self.classifier = classifier or TypeClassifier()  # types received files
         self._lock = threading.RLock()
         try:
             self._conn = sqlite3.connect(
@@ -117,6 +92,8 @@ class Ledger:
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+            if not trail:
+                events.drop_inserts(self._conn)
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"cannot open ledger {self.path}: {exc}") from exc
 
@@ -132,10 +109,15 @@ class Ledger:
 
     # -- plumbing ------------------------------------------------------------
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         # IMMEDIATE takes the write lock up front, so two processes never both
-        # read-then-write and deadlock on the upgrade.
+        # read-then-write and deadlock on the upgrade. durable=False is for
+        # events that only observe (listed, fetched, a block arrived): their
+        # commit skips the fsync (WAL, synchronous=NORMAL: a power cut may
+        # lose the last ones, never corrupt), so a fetch costs no extra disk flush.
         with self._lock:
+            if not durable:
+                self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -144,6 +126,9 @@ class Ledger:
                 raise
             else:
                 self._conn.execute("COMMIT")
+            finally:
+                if not durable:
+                    self._conn.execute("PRAGMA synchronous=FULL")
 
     def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:
         with self._lock:
@@ -156,39 +141,29 @@ class Ledger:
     def schema_version(self) -> int:
         return self._query("SELECT MAX(version) FROM schema_migrations")[0][0] or 0
 
+    def check_writable(self) -> None:
+        """Raise unless a write can commit now (``/readyz``): takes the write
+        lock and runs a write that changes nothing, so nothing is recorded."""
+        with self._transaction(durable=False) as conn:
+            conn.execute("DELETE FROM kv WHERE 0")
+
     # -- publication ---------------------------------------------------------
-    def record_published(self, entries: Iterable[PublishedEntry]) -> None:
-        """Record (or refresh) listed names, all in one transaction."""
-        rows = [_published_row(e) for e in entries]
+    def record_published(
+        self, entries: Iterable[PublishedEntry], *, history: Iterable[NewEvent] = ()
+    ) -> None:
+        """Record (or refresh) listed names, all in one transaction, with a
+        ``published`` event per original after the ``history`` that led to it."""
         with self._transaction() as conn:
-            conn.executemany(
-                "INSERT INTO published "
-                "(peer, name, original, file_type, size, md5, published_at, state) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (peer, name) DO UPDATE SET "
-                "original = excluded.original, file_type = excluded.file_type, "
-                "size = excluded.size, md5 = excluded.md5, "
-                "published_at = excluded.published_at, state = excluded.state",
-                rows,
-            )
-
-    _PUBLISHED_COLS = "peer, name, original, file_type, size, md5, published_at, state"
-
-    @staticmethod
-    def _published(row: tuple) -> PublishedEntry:
-        peer, name, original, file_type, size, md5, published_at, state = row
-        return PublishedEntry(
-            peer, name, original, file_type, size, md5, from_text(published_at), state
-        )
+            published.upsert(conn, entries, history)
 
     def entries_for(self, peer: str, state: str = "published") -> list[PublishedEntry]:
         """Names of ``peer`` in ``state``, ordered by original then name."""
         rows = self._query(
-            f"SELECT {self._PUBLISHED_COLS} FROM published WHERE peer = ? AND state = ? "
+            f"SELECT {published.COLUMNS} FROM published WHERE peer = ? AND state = ? "
             "ORDER BY original, name",
             (peer, str(state)),
         )
-        return [self._published(r) for r in rows]
+        return [published.entry(r) for r in rows]
 
     def listing(self, peer: str, state: str = "published") -> list[ListedName]:
         """(name, file_type, size) of ``peer``'s names in ``state``: the fast path
@@ -202,28 +177,53 @@ class Ledger:
 
     def lookup(self, peer: str, name: str) -> PublishedEntry | None:
         rows = self._query(
-            f"SELECT {self._PUBLISHED_COLS} FROM published WHERE peer = ? AND name = ?",
+            f"SELECT {published.COLUMNS} FROM published WHERE peer = ? AND name = ?",
             (peer, name),
         )
-        return self._published(rows[0]) if rows else None
+        return published.entry(rows[0]) if rows else None
 
     def entries_of(self, peer: str, original: str) -> list[PublishedEntry]:
         """Every listed name (the blocks, or the whole file) of one original."""
         rows = self._query(
-            f"SELECT {self._PUBLISHED_COLS} FROM published WHERE peer = ? AND original = ? "
+            f"SELECT {published.COLUMNS} FROM published WHERE peer = ? AND original = ? "
             "ORDER BY name",
             (peer, original),
         )
-        return [self._published(r) for r in rows]
+        return [published.entry(r) for r in rows]
 
-    def set_state(self, peer: str, original: str, state: str) -> int:
-        """Move every name of ``original`` to ``state``; returns rows changed."""
+    def set_state(
+        self,
+        peer: str,
+        original: str,
+        state: str,
+        *,
+        detail: str = "",
+        actor: str | None = None,
+        kind: EventKind | None = None,
+    ) -> int:
+        """Move every name of ``original`` to ``state``; returns rows changed.
+
+        Writes the event ``kind`` (by default the one of ``state``: delivered,
+        expired, failed, ...) with ``detail`` and ``actor``, when a row changed.
+        """
         with self._transaction() as conn:
-            cur = conn.execute(
-                "UPDATE published SET state = ? WHERE peer = ? AND original = ?",
-                (str(state), peer, original),
+            return published.update_state(
+                conn, peer, original, state, detail=detail, actor=actor, kind=kind
             )
-            return cur.rowcount
+
+    def set_states(self, peer: str, originals: list[str], state: str, detail: str = "") -> int:
+        """:meth:`set_state` of several originals in one transaction: a group commit."""
+        with self._transaction() as conn:
+            return sum(
+                published.update_state(conn, peer, o, state, detail=detail, actor=None, kind=None)
+                for o in originals
+            )
+
+    def republish(self, peer: str, original: str, *, at: datetime, actor: str, reason: str) -> int:
+        """An expired ``original`` is published again from ``at`` (a new window,
+        listed anew); returns rows changed (0: it was not expired)."""
+        with self._transaction() as conn:
+            return published.reopen(conn, peer, original, at=at, actor=actor, reason=reason)
 
     def published_before(self, peer: str, cutoff: datetime) -> list[str]:
         """Originals still ``published`` whose publication is older than ``cutoff``."""
@@ -254,22 +254,7 @@ class Ledger:
         )
         return [UnclassifiedEntry(p, r, from_text(s)) for p, r, s in rows]
 
-    # -- received files ------------------------------------------------------
-    _RECEIVED_COLS = "peer, name, md5, size, stored_path, received_at, confirmed_at"
-
-    @staticmethod
-    def _received(row: tuple) -> ReceivedEntry:
-        peer, name, md5, size, stored_path, received_at, confirmed_at = row
-        return ReceivedEntry(
-            peer,
-            name,
-            md5,
-            size,
-            stored_path,
-            from_text(received_at),
-            from_text(confirmed_at) if confirmed_at else None,
-        )
-
+    # -- received files (SQL in received.py) -----------------------------------
     def record_received(
         self,
         peer: str,
@@ -279,44 +264,29 @@ class Ledger:
         stored_path: str | Path,
         *,
         received_at: datetime | None = None,
+        blocks: int | None = None,
     ) -> None:
-        """Record a stored file. A *different* file under the same name resets
-        the confirmation (it is a new file); the same MD5 keeps it."""
+        """Record a stored file (``blocks``: it was rebuilt from that many), with
+        its type (by :attr:`classifier`) and events. A *different* file under the
+        same name resets the confirmation (it is a new file); the same MD5 keeps it."""
+        file_type = self.classifier.classify(name)
         with self._transaction() as conn:
-            conn.execute(
-                f"INSERT INTO received ({self._RECEIVED_COLS}) VALUES (?, ?, ?, ?, ?, ?, NULL) "
-                "ON CONFLICT (peer, name) DO UPDATE SET "
-                "confirmed_at = CASE WHEN received.md5 = excluded.md5 "
-                "THEN received.confirmed_at ELSE NULL END, "
-                "md5 = excluded.md5, size = excluded.size, "
-                "stored_path = excluded.stored_path, received_at = excluded.received_at",
-                (peer, name, md5, size, str(stored_path), to_text(received_at or utc_now())),
-            )
+            received.upsert(conn, peer, name, md5, size, stored_path, received_at=received_at,
+                            blocks=blocks, file_type=file_type)  # fmt: skip
 
     def received(self, peer: str, name: str) -> ReceivedEntry | None:
-        rows = self._query(
-            f"SELECT {self._RECEIVED_COLS} FROM received WHERE peer = ? AND name = ?",
-            (peer, name),
-        )
-        return self._received(rows[0]) if rows else None
+        with self._lock:
+            return received.select_received(self._conn, peer, name)
 
     def mark_confirmed(self, peer: str, name: str, *, at: datetime | None = None) -> bool:
         """Note that we confirmed ``name`` to ``peer``; False if it is unknown."""
-        with self._transaction() as conn:
-            cur = conn.execute(
-                "UPDATE received SET confirmed_at = ? WHERE peer = ? AND name = ?",
-                (to_text(at or utc_now()), peer, name),
-            )
-            return cur.rowcount > 0
+        with self._transaction(durable=False) as conn:  # if lost: one more confirmation
+            return received.mark_confirmed(conn, peer, name, at or utc_now())
 
     def unconfirmed(self, peer: str) -> list[ReceivedEntry]:
         """Stored files whose confirmation has not (yet) reached the peer."""
-        rows = self._query(
-            f"SELECT {self._RECEIVED_COLS} FROM received "
-            "WHERE peer = ? AND confirmed_at IS NULL ORDER BY received_at, name",
-            (peer,),
-        )
-        return [self._received(r) for r in rows]
+        with self._lock:
+            return received.select_unconfirmed(self._conn, peer)
 
     # -- small status facts ----------------------------------------------------
     def set_status(self, peer: str, key: str, value: str) -> None:
@@ -342,9 +312,11 @@ class Ledger:
     ) -> PushState:
         """Count one more attempt (failed if ``error``), schedule the next one."""
         with self._transaction() as conn:
-            return push.record_attempt(
+            state = push.record_attempt(
                 conn, peer, original, error=error, next_attempt_at=next_attempt_at
             )
+            events.insert_event(conn, peer, original, EventKind.PUSH_ATTEMPT, state.describe())
+            return state
 
     def push_states(self, peer: str) -> list[PushState]:
         with self._lock:
@@ -373,3 +345,55 @@ class Ledger:
         """Forget the marks of ``names`` (their set was rebuilt, failed or expired)."""
         with self._transaction() as conn:
             outside_window.delete_marks(conn, peer, names)
+
+    # -- the audit trail (SQL in events.py) and the file search (search.py) ------
+    def note_event(
+        self,
+        peer: str,
+        name: str,
+        kind: EventKind,
+        detail: str = "",
+        *,
+        actor: str | None = None,
+        durable: bool = True,
+    ) -> None:
+        """An event with no ledger state of its own (a block arrived, a rebuild
+        failed, an operator reviewed a file); ``durable=False`` skips the fsync."""
+        if self.trail:
+            with self._transaction(durable=durable) as conn:
+                events.insert_event(conn, peer, name, kind, detail, actor=actor)
+
+    def note_listed(self, peer: str, remote: str | None) -> int:
+        """``listed`` events for the files listed to ``peer`` for the first time."""
+        if not self.trail or not events.has_unlisted(self._conn, peer, self._lock):
+            return 0  # the usual case: no write lock taken for a listing
+        with self._transaction(durable=False) as conn:
+            return events.note_first_listing(conn, peer, remote)
+
+    def note_fetched(self, peer: str, name: str, remote: str | None) -> None:
+        """``fetched`` event: ``peer`` (from ``remote``) fetched ``name`` (a block or a file)."""
+        if self.trail:
+            with self._transaction(durable=False) as conn:
+                events.note_fetch(conn, peer, name, remote)
+
+    def events_for(self, peer: str, name: str) -> list[FileEvent]:
+        """The audit trail of one file (its whole name, not a block's), oldest first."""
+        with self._lock:
+            return events.select_events(self._conn, peer, name)
+
+    def search_files(
+        self,
+        *,
+        peer: str | None = None,
+        file_type: str | None = None,
+        state: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        text: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> FilePage:
+        """Sent and received files matching every given filter, newest first, one page."""
+        query = FileQuery(peer, file_type, state, since, until, text, offset, limit)
+        with self._lock:
+            return search.search(self._conn, query)

@@ -29,6 +29,12 @@ class PushState:
     last_error: str | None
     next_attempt_at: datetime | None
 
+    def describe(self) -> str:
+        """One line for the audit trail: this attempt's outcome and what comes next."""
+        outcome = self.last_error or "accepted"
+        after = f"; next at {to_text(self.next_attempt_at)}" if self.next_attempt_at else ""
+        return f"attempt {self.attempts}: {outcome}{after}"
+
 
 def _push(row: tuple) -> PushState:
     peer, original, attempts, last_error, next_at = row

@@ -57,6 +57,36 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             " noted_at TEXT NOT NULL, PRIMARY KEY (peer, name))",
         ],
     ),
+    (
+        3,
+        [
+            # The audit trail (see events.py): append-only, one row per thing
+            # that happened to a file, written in the transaction of the change.
+            "CREATE TABLE events (id INTEGER PRIMARY KEY, at TEXT NOT NULL,"
+            " peer TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,"
+            " detail TEXT NOT NULL, actor TEXT)",
+            "CREATE INDEX events_file ON events (peer, name, id)",
+            # When a published file was first listed to its peer (NULL: not yet).
+            "ALTER TABLE published ADD COLUMN listed_at TEXT",
+            # inbox or manual: the folder a received file was stored in.
+            "ALTER TABLE received ADD COLUMN state TEXT NOT NULL DEFAULT 'inbox'",
+            "UPDATE received SET state = 'manual' WHERE stored_path LIKE '%/manual/%'",
+            # The console's file search (search.py) orders and filters by time.
+            "CREATE INDEX published_time ON published (published_at)",
+            "CREATE INDEX received_time ON received (received_at)",
+            "CREATE INDEX received_peer_time ON received (peer, received_at)",
+        ],
+    ),
+    (
+        4,
+        [
+            # A received file's type, from its name by the configured prefix
+            # table when it is recorded (NULL: no prefix matched, or recorded
+            # before v4), so the file search can filter received files by type.
+            "ALTER TABLE received ADD COLUMN file_type TEXT",
+            "CREATE INDEX received_type_time ON received (file_type, received_at)",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,8 +28,9 @@ from concentrador.spool.durable import (
     write_file_durably,
 )
 from concentrador.spool.layout import PUBLISH_STAGING_PREFIX, PeerSpool, SpoolState
-from concentrador.spool.ledger import Ledger, PublishedEntry
+from concentrador.spool.ledger import EventKind, Ledger, NewEvent, PublishedEntry
 from concentrador.spool.outbound.compress import CompressionError
+from concentrador.spool.outbound.scan import OutboxFile
 
 __all__ = [
     "MANIFEST_NAME",
@@ -37,6 +39,7 @@ __all__ = [
     "BlockSink",
     "Committer",
     "Manifest",
+    "Staged",
     "file_signature",
 ]
 
@@ -67,6 +70,32 @@ def file_signature(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A file compressed into its staging folder (claimed), not yet committed."""
+
+    candidate: OutboxFile
+    file_type: str
+    published_name: str
+    staging: Path
+    blocks: list[tuple[str, BlockInfo]]  # (part file name, block)
+    commit_after: float  # monotonic clock: the end of the file's settle time
+
+    def manifest(self, peer: str, state: SpoolState) -> Manifest:
+        return {
+            "version": MANIFEST_VERSION,
+            "peer": peer,
+            "source": self.candidate.relative,
+            "source_signature": list(self.candidate.signature),
+            "original_name": self.candidate.name,
+            "published_name": self.published_name,
+            "file_type": self.file_type,
+            "state": state.value,
+            "published_at": datetime.now(UTC).isoformat(),
+            "blocks": [{"part": part, **block._asdict()} for part, block in self.blocks],
+        }
 
 
 class BlockSink:
@@ -129,6 +158,22 @@ class BlockSink:
             self._writer = None
 
 
+def _history(peer: str, manifest: Manifest) -> list[NewEvent]:
+    """The audit trail before publication, told by the manifest: dropped, compressed."""
+    name = manifest["published_name"]
+    size, mtime_ns, _inode = manifest["source_signature"]
+    dropped_at = datetime.fromtimestamp(mtime_ns / 1e9, UTC)
+    published_size = sum(block["size"] for block in manifest["blocks"])
+    if name == manifest["original_name"]:
+        how = f"already bzip2: published as it was ({published_size} bytes)"
+    else:
+        how = f"{size} bytes to {published_size} bytes of bzip2"
+    return [
+        NewEvent(peer, name, EventKind.DROPPED, f"{manifest['source']} ({size} bytes)", dropped_at),
+        NewEvent(peer, name, EventKind.COMPRESSED, how),
+    ]
+
+
 class Committer:
     """The steps after staging: ledger record, moves, archive; and their recovery."""
 
@@ -147,17 +192,20 @@ class Committer:
         """The commit point: one ledger transaction for all names of the file."""
         published_at = datetime.fromisoformat(manifest["published_at"])
         self.ledger.record_published(
-            PublishedEntry(
-                self.spool.peer,
-                block["name"],
-                manifest["published_name"],
-                manifest["file_type"],
-                block["size"],
-                block["md5"],
-                published_at,
-                manifest["state"],
-            )
-            for block in manifest["blocks"]
+            [
+                PublishedEntry(
+                    self.spool.peer,
+                    block["name"],
+                    manifest["published_name"],
+                    manifest["file_type"],
+                    block["size"],
+                    block["md5"],
+                    published_at,
+                    manifest["state"],
+                )
+                for block in manifest["blocks"]
+            ],
+            history=_history(self.spool.peer, manifest),
         )
         self._step("ledger")
 

@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO
+from typing import IO, Protocol
 
 from concentrador.protocol import (
     Bzip2Block,
@@ -42,6 +42,7 @@ from concentrador.protocol import (
 )
 
 __all__ = [
+    "ByteReader",
     "CompressionError",
     "Compressor",
     "Lbzip2Compressor",
@@ -57,7 +58,18 @@ log = logging.getLogger(__name__)
 Sink = Callable[[bytes], object]
 """Receives the compressed output piece by piece, in order."""
 
-Source = BinaryIO | str | os.PathLike[str]
+
+class ByteReader(Protocol):
+    """A readable binary file object (a file, a pipe, ``BZ2File``, ``BytesIO``).
+
+    Only ``read`` is needed, and short reads are expected: a Protocol rather
+    than ``BinaryIO``, which ``bz2.BZ2File`` does not claim to be.
+    """
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+Source = ByteReader | str | os.PathLike[str]
 """A path (opened and read here) or a readable binary file object."""
 
 _READ_SIZE = 1 << 20
@@ -76,7 +88,7 @@ def available_cores() -> int:
 
 
 @contextlib.contextmanager
-def _opened(source: Source) -> Iterator[BinaryIO]:
+def _opened(source: Source) -> Iterator[ByteReader]:
     if isinstance(source, str | os.PathLike):
         with open(source, "rb") as handle:
             yield handle
@@ -84,7 +96,7 @@ def _opened(source: Source) -> Iterator[BinaryIO]:
         yield source
 
 
-def _read_full(handle: BinaryIO, size: int) -> bytes:
+def _read_full(handle: ByteReader, size: int) -> bytes:
     """Read up to ``size`` bytes, looping over short reads (pipes, BZ2File)."""
     parts: list[bytes] = []
     wanted = size
@@ -158,7 +170,9 @@ class Lbzip2Compressor(Compressor):
             return size
         return self._run(command, subprocess.PIPE, source, sink)
 
-    def _run(self, command: list[str], stdin: object, feed: BinaryIO | None, sink: Sink) -> int:
+    def _run(
+        self, command: list[str], stdin: int | IO[bytes], feed: ByteReader | None, sink: Sink
+    ) -> int:
         proc = subprocess.Popen(
             command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
         )
@@ -195,7 +209,10 @@ class Lbzip2Compressor(Compressor):
 
     @staticmethod
     def _pump(
-        feed: BinaryIO, proc: subprocess.Popen[bytes], count: list[int], error: list[BaseException]
+        feed: ByteReader,
+        proc: subprocess.Popen[bytes],
+        count: list[int],
+        error: list[BaseException],
     ) -> None:
         assert proc.stdin is not None
         try:

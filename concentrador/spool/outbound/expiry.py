@@ -54,7 +54,8 @@ def expire_published(
                 continue
             for entry in entries:
                 _move_to_expired(peer_spool, entry.name)
-            ledger.set_state(peer, original, SpoolState.EXPIRED)
+            why = f"unconfirmed after {publish_days:g} days"
+            ledger.set_state(peer, original, SpoolState.EXPIRED, detail=why)
         log.info("%s: publication of %s expired unconfirmed", peer, original)
         expired.append(original)
     return sorted(expired)

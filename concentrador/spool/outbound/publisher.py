@@ -5,10 +5,13 @@ For each settled, classified file in ``outbox/`` (or ``outbox/<TYPE>/``):
 1. **produce**: compress it to one bzip2 stream (or copy it when it already
    is one), cutting the output into ``part-k`` files in a private staging
    folder ``.work/publish-<id>/`` as it streams, MD5 and size computed while
-   writing. Nothing is read back, nothing is held whole in memory.
-2. **manifest**: ``manifest.json`` in the staging folder, written durably,
-   says what the parts are and where they go. From here on the publication
-   can be completed after a crash.
+   writing. Nothing is read back, nothing is held whole in memory. A file
+   renamed in (mtime already old) is compressed during its settle time.
+2. **manifest**: once the file is settled and still unchanged after it was
+   read (on a :class:`CommitLine` thread, beside the next compression),
+   ``manifest.json`` in the staging folder, written durably, says what the
+   parts are and where they go. From here on the publication can be
+   completed after a crash.
 3. **ledger**: one ``record_published`` transaction. This is the commit
    point: before it the publication never happened, after it it must finish.
 4. **move** the parts into ``published/`` (``sending/`` for a push peer) under
@@ -27,12 +30,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from concentrador.protocol import (
     DEFAULT_BLOCK_SIZE,
@@ -48,11 +52,12 @@ from concentrador.spool.outbound.commit import (
     BlockInfo,
     BlockSink,
     Committer,
-    Manifest,
+    Staged,
     file_signature,
 )
 from concentrador.spool.outbound.compress import Compressor, available_cores
 from concentrador.spool.outbound.names import block_names_problem, published_name_problem
+from concentrador.spool.outbound.pipeline import CommitLine
 from concentrador.spool.outbound.produce import produce_publishable
 from concentrador.spool.outbound.scan import (
     OutboxFile,
@@ -65,6 +70,8 @@ from concentrador.spool.outbound.scan import (
 __all__ = ["BlockInfo", "PublishResult", "Publisher", "RecoveryReport"]
 
 log = logging.getLogger(__name__)
+
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +96,10 @@ class Publisher:
 
     ``deliver`` is ``"publish"`` (files wait in ``published/`` to be collected)
     or ``"push"`` (they go to ``sending/`` for the push cycle).
-    ``settle_seconds``: a file is taken only once its size, mtime and inode
-    have not changed for that long, measured across scans (0: at once).
+    ``settle_seconds``: a file is published only once its size, mtime and
+    inode have not changed for that long, measured across scans (0: at once).
+    ``max_parallel_files``: files compressed at once; by default as many as
+    the compressor's threads leave cores for (one, with every core, normally).
     """
 
     def __init__(
@@ -114,7 +123,9 @@ class Publisher:
         self.deliver = deliver
         self.destination = SpoolState.SENDING if deliver == "push" else SpoolState.PUBLISHED
         self.compressor = compressor
-        self.max_parallel_files = max_parallel_files or available_cores()
+        self.max_parallel_files = max_parallel_files or max(
+            1, available_cores() // compressor.threads
+        )
         self._settle = SettleTracker(settle_seconds)
         self._lock = threading.Lock()
         self._busy_paths: set[Path] = set()
@@ -132,25 +143,31 @@ class Publisher:
 
     # -- public API ------------------------------------------------------------
     def publish_pending(self) -> list[PublishResult]:
-        """Publish every settled outbox file, several files at once.
+        """Publish every outbox file that may start (see :meth:`SettleTracker.may_start`).
 
-        A failure of one file (disk full, compressor crash) is logged and
-        leaves that file in the outbox for the next scan; the others go on.
+        Compressed ``max_parallel_files`` at a time, committed on a
+        :class:`CommitLine` as each settles. A failure of one file (disk
+        full, compressor crash) is logged and leaves that file in the outbox
+        for the next scan; the others go on.
         """
         self._resume_committed()
         candidates = scan_outbox(self.spool.dir(SpoolState.OUTBOX))
         self._forget_vanished(candidates)
         with self._lock:
-            ready = [c for c in candidates if self._settle.is_settled(c)]
-        if not ready:
+            starts = [(c, t) for c in candidates if (t := self._settle.may_start(c)) is not None]
+        if not starts:
             return []
-        workers = min(self.max_parallel_files, len(ready))
-        if workers == 1:
-            results = [self._publish_logged(c) for c in ready]
-        else:
-            with ThreadPoolExecutor(workers, thread_name_prefix="publish") as pool:
-                results = list(pool.map(self._publish_logged, ready))
-        return [r for r in results if r is not None]
+        line: CommitLine[Staged, PublishResult]
+        workers = min(self.max_parallel_files, len(starts))
+        with (
+            CommitLine(self._commit_logged, name=f"publish-commit-{self.peer}") as line,
+            ThreadPoolExecutor(workers, thread_name_prefix="publish") as pool,
+        ):
+            futures = [pool.submit(self._logged, c.relative, self._stage, c, t) for c, t in starts]
+            for future in as_completed(futures):
+                if staged := future.result():
+                    line.put(staged)
+        return line.results
 
     def publish_file(self, path: Path) -> PublishResult | None:
         """Publish one outbox file; None if it is not (yet) publishable.
@@ -166,7 +183,8 @@ class Publisher:
         with self._lock:
             if not self._settle.is_settled(candidate):
                 return None
-        return self._publish(candidate)
+        staged = self._stage(candidate, commit_after=time.monotonic())
+        return None if staged is None else self._commit(staged)
 
     def recover(self) -> RecoveryReport:
         """Finish or undo what a crash left in ``.work/``.
@@ -206,15 +224,24 @@ class Publisher:
             except Exception as exc:
                 log.error("completing %s failed again: %s", manifest["published_name"], exc)
 
-    # -- one file ----------------------------------------------------------------
-    def _publish_logged(self, candidate: OutboxFile) -> PublishResult | None:
+    # -- one file: stage (compress), then commit -------------------------------------
+    def _logged(self, relative: str, work: Callable[..., _R | None], *args: object) -> _R | None:
+        """``work(*args)``, an error logged: one bad file must not stop the batch."""
         try:
-            return self._publish(candidate)
-        except Exception as exc:  # one bad file must not stop the batch
-            log.error("publishing %s for %s failed: %s", candidate.relative, self.peer, exc)
+            return work(*args)
+        except Exception as exc:
+            log.error("publishing %s for %s failed: %s", relative, self.peer, exc)
             return None
 
-    def _publish(self, candidate: OutboxFile) -> PublishResult | None:
+    def _commit_logged(self, staged: Staged) -> PublishResult | None:
+        return self._logged(staged.candidate.relative, self._commit, staged)
+
+    def _stage(self, candidate: OutboxFile, commit_after: float) -> Staged | None:
+        """Claim and compress ``candidate``; None if refused or taken by another thread.
+
+        The claim (path, published name, staging folder) is held until
+        :meth:`_commit` (or a failure here) releases it.
+        """
         file_type, problem = classify_outbox_file(candidate, self.classifier)
         if file_type is None:
             self._refuse(candidate, problem or "unclassified")
@@ -229,28 +256,66 @@ class Publisher:
         if problem is not None:
             self._refuse(candidate, problem)
             return None
+        staging = self.spool.work_dir / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
         with self._lock:
             if candidate.path in self._busy_paths or published_name in self._reserved_names:
                 return None  # another thread has it (or a file that maps to the same name)
             self._busy_paths.add(candidate.path)
             self._reserved_names.add(published_name)
-        try:
-            return self._publish_claimed(candidate, file_type, published_name, already_bzip2)
-        finally:
-            with self._lock:
-                self._busy_paths.discard(candidate.path)
-                self._reserved_names.discard(published_name)
-
-    def _publish_claimed(
-        self, candidate: OutboxFile, file_type: str, published_name: str, already_bzip2: bool
-    ) -> PublishResult | None:
-        staging = self.spool.work_dir / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
-        with self._lock:
             self._active_staging.add(staging)
+        staged = Staged(candidate, file_type, published_name, staging, [], commit_after)
         try:
-            manifest = self._stage(candidate, file_type, published_name, already_bzip2, staging)
-            if manifest is None:
+            blocks = self._produce(candidate, published_name, already_bzip2, staging)
+        except BaseException:
+            self._release(staged)
+            raise
+        if blocks is None:
+            self._release(staged)
+            return None
+        return replace(staged, blocks=blocks)
+
+    def _produce(
+        self, candidate: OutboxFile, published_name: str, already_bzip2: bool, staging: Path
+    ) -> list[tuple[str, BlockInfo]] | None:
+        """Step 1: durable parts in ``staging``; None if the content is refused."""
+        staging.mkdir(parents=True)
+        sink = BlockSink(staging, self.block_size)
+        try:
+            problem = produce_publishable(candidate, already_bzip2, sink, self.compressor)
+            blocks = sink.finish(published_name) if problem is None else []
+            problem = problem or block_names_problem(blocks)
+            if problem is not None:
+                self._committer.discard(staging)
+                self._refuse(candidate, problem)
                 return None
+            self._step("staged")
+        except Exception:
+            sink.abort()
+            self._committer.discard(staging)
+            raise
+        return blocks
+
+    def _commit(self, staged: Staged) -> PublishResult | None:
+        """Steps 2-5 once the file has settled; None if it changed meanwhile."""
+        candidate, staging = staged.candidate, staged.staging
+        try:
+            if (wait := staged.commit_after - time.monotonic()) > 0:
+                time.sleep(wait)
+            # After the settle time and after the compressor read it: any write
+            # since the first sighting changed the mtime (or size, or inode).
+            if file_signature(candidate.path) != candidate.signature:
+                log.info("%s changed while being published; will retry", candidate.relative)
+                self._committer.discard(staging)
+                with self._lock:
+                    self._settle.forget(candidate.path)
+                return None
+            manifest = staged.manifest(self.peer, self.destination)
+            try:
+                self._committer.write_manifest(staging, manifest)
+            except Exception:
+                self._committer.discard(staging)
+                raise
+            self._step("manifest")
             with peer_lock(self.spool):
                 try:
                     self._committer.record(manifest)
@@ -262,69 +327,30 @@ class Publisher:
                     raise
                 self._committer.finish(staging, manifest)
         finally:
-            with self._lock:
-                self._active_staging.discard(staging)
+            self._release(staged)
         self.ledger.clear_unclassified(self.peer, candidate.relative)
         with self._lock:
             self._warned.pop(candidate.path, None)
             self._settle.forget(candidate.path)
-        blocks = [BlockInfo(b["name"], b["size"], b["md5"]) for b in manifest["blocks"]]
+        blocks = [block for _part, block in staged.blocks]
         log.info(
             "published %s for %s as %s (%s, %d block(s)) in %s/",
             candidate.relative,
             self.peer,
-            published_name,
-            file_type,
+            staged.published_name,
+            staged.file_type,
             len(blocks),
             self.destination,
         )
-        return PublishResult(candidate.name, published_name, file_type, blocks, self.destination)
+        return PublishResult(
+            candidate.name, staged.published_name, staged.file_type, blocks, self.destination
+        )
 
-    def _stage(
-        self,
-        candidate: OutboxFile,
-        file_type: str,
-        published_name: str,
-        already_bzip2: bool,
-        staging: Path,
-    ) -> Manifest | None:
-        """Steps 1-2: parts and a durable manifest in ``staging``; None if refused."""
-        staging.mkdir(parents=True)
-        sink = BlockSink(staging, self.block_size)
-        try:
-            problem = produce_publishable(candidate, already_bzip2, sink, self.compressor)
-            blocks = sink.finish(published_name) if problem is None else []
-            problem = problem or block_names_problem(blocks)
-            if problem is not None:
-                self._committer.discard(staging)
-                self._refuse(candidate, problem)
-                return None
-            if file_signature(candidate.path) != candidate.signature:
-                log.info("%s changed while being published; will retry", candidate.relative)
-                self._committer.discard(staging)
-                with self._lock:
-                    self._settle.forget(candidate.path)
-                return None
-            self._step("staged")
-            manifest: Manifest = {
-                "version": 1,
-                "peer": self.peer,
-                "source": candidate.relative,
-                "source_signature": list(candidate.signature),
-                "original_name": candidate.name,
-                "published_name": published_name,
-                "file_type": file_type,
-                "state": self.destination.value,
-                "published_at": datetime.now(UTC).isoformat(),
-                "blocks": [{"part": part, **block._asdict()} for part, block in blocks],
-            }
-            self._committer.write_manifest(staging, manifest)
-            self._step("manifest")
-        except Exception:
-            sink.abort()
-            self._committer.discard(staging)
-            raise
-        return manifest
+    def _release(self, staged: Staged) -> None:
+        with self._lock:
+            self._busy_paths.discard(staged.candidate.path)
+            self._reserved_names.discard(staged.published_name)
+            self._active_staging.discard(staged.staging)
 
     # -- operator feedback -----------------------------------------------------------
     def _refuse(self, candidate: OutboxFile, reason: str) -> None:

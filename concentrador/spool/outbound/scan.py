@@ -145,24 +145,54 @@ class SettleTracker:
     Files still being written by an operator must not be published half-way.
     The first sighting starts the clock; any change restarts it. With
     ``settle_seconds <= 0`` every file is settled at once.
+
+    :meth:`may_start` lets the compression overlap the settle time: a file
+    whose own mtime is already ``settle_seconds`` old (written, then renamed
+    in) may be compressed at once, but its publication still commits only
+    once it has been *seen* unchanged for ``settle_seconds`` (the deadline it
+    returns), checked again after the compressor read it. A write during the
+    read changes the mtime, so the publisher sees it and starts over.
     """
 
-    def __init__(self, settle_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settle_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         if settle_seconds < 0:
             raise ValueError(f"settle_seconds cannot be negative ({settle_seconds})")
         self.settle_seconds = settle_seconds
         self._clock = clock
+        self._wall_clock = wall_clock
         self._seen: dict[Path, tuple[tuple[int, int, int], float]] = {}
 
     def is_settled(self, candidate: OutboxFile) -> bool:
+        """Seen unchanged for ``settle_seconds`` (the first sighting starts the clock)."""
+        return self._settles_at(candidate) <= self._clock()
+
+    def may_start(self, candidate: OutboxFile) -> float | None:
+        """None: leave it for now. Else: compress it now, commit from this clock time on.
+
+        It may start once settled, or at once when its mtime says nobody
+        wrote it for ``settle_seconds`` (a clock skewed by a network file
+        system can only make that guess wrong, never the commit deadline).
+        """
+        settles_at = self._settles_at(candidate)
+        quiet_for = self._wall_clock() - candidate.mtime_ns / 1e9
+        if settles_at <= self._clock() or quiet_for >= self.settle_seconds:
+            return settles_at
+        return None
+
+    def _settles_at(self, candidate: OutboxFile) -> float:
+        """The clock time at which ``candidate`` counts as settled; records a sighting."""
         if self.settle_seconds <= 0:
-            return True
-        now = self._clock()
+            return float("-inf")
         known = self._seen.get(candidate.path)
         if known is None or known[0] != candidate.signature:
-            self._seen[candidate.path] = (candidate.signature, now)
-            return False
-        return now - known[1] >= self.settle_seconds
+            known = (candidate.signature, self._clock())
+            self._seen[candidate.path] = known
+        return known[1] + self.settle_seconds
 
     def forget(self, path: Path) -> None:
         self._seen.pop(path, None)

@@ -1,0 +1,195 @@
+"""The SQL of the audit trail: what happened to each file, in order (the ``events`` table).
+
+Append-only: rows are inserted, never updated or deleted. A file's trail is
+keyed by ``(peer, name)``, where ``name`` is the whole file's name as the
+peer sees it (``NAME.bz2``, never a block name ``NAME.k_n``: block events
+carry ``k/n`` in their detail). Each state-changing
+:class:`~concentrador.spool.ledger.ledger.Ledger` method inserts its event
+through these functions inside its own transaction, so the trail never
+disagrees with the state. ``actor`` is None for the daemon itself, else who
+acted (``"cli"``, ``"admin@127.0.0.1"``).
+
+Plain functions over a ``sqlite3.Connection``, like ``push.py``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from concentrador.spool.ledger.schema import from_text, to_text, utc_now
+
+__all__ = [
+    "EventKind",
+    "FileEvent",
+    "NewEvent",
+    "drop_inserts",
+    "has_unlisted",
+    "insert_event",
+    "insert_events",
+    "insert_new",
+    "note_fetch",
+    "note_first_listing",
+    "select_events",
+]
+
+
+class EventKind(StrEnum):
+    """What happened. Outgoing files, then received ones, then operator actions."""
+
+    DROPPED = "dropped"  # found in outbox/ (``at`` is the file's mtime)
+    COMPRESSED = "compressed"  # to bzip2, or taken as it was
+    PUBLISHED = "published"  # into published/ (or sending/ for a push peer), as N blocks
+    LISTED = "listed"  # first listed to the peer by informacionDisponible
+    FETCHED = "fetched"  # one block (or the whole file) served by recogerFichero
+    PEER_CONFIRMATION = "peer_confirmation"  # code 1 or 2: the file stays published
+    DELIVERED = "delivered"  # confirmed with code 0, or every block pushed
+    EXPIRED = "expired"  # its publication window passed unconfirmed
+    PUSH_ATTEMPT = "push_attempt"  # a failed enviarFichero (codigo, fault or error)
+    FAILED = "failed"  # escalated to failed/
+    BLOCK_RECEIVED = "block_received"  # block k/n stored in partial/
+    REASSEMBLED = "reassembled"  # rebuilt from its n blocks
+    STORED = "stored"  # a received file stored in inbox/ or manual/
+    DUPLICATE = "duplicate"  # the identical file received again
+    CONFIRMED = "confirmed"  # we confirmed its reception to the peer (code 0)
+    REBUILD_FAILED = "rebuild_failed"  # its blocks went to failed/
+    RETRIED = "retried"  # action: a failed push moved back to sending/
+    REPUBLISHED = "republished"  # action: an expired file moved back to published/
+    REVIEWED = "reviewed"  # action: an operator looked at it
+
+
+@dataclass(frozen=True, slots=True)
+class FileEvent:
+    """One line of a file's audit trail."""
+
+    id: int
+    at: datetime
+    peer: str
+    name: str
+    kind: str
+    detail: str
+    actor: str | None
+
+
+class NewEvent(NamedTuple):
+    """An event a caller hands to a ledger method, to be written in its transaction."""
+
+    peer: str
+    name: str
+    kind: EventKind
+    detail: str = ""
+    at: datetime | None = None  # None: now
+    actor: str | None = None
+
+
+_INSERT = "INSERT INTO events (at, peer, name, kind, detail, actor) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def insert_event(
+    conn: sqlite3.Connection,
+    peer: str,
+    name: str,
+    kind: EventKind | str,
+    detail: str = "",
+    *,
+    actor: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    conn.execute(_INSERT, (to_text(at or utc_now()), peer, name, str(kind), detail, actor))
+
+
+def insert_events(
+    conn: sqlite3.Connection,
+    events: Iterable[tuple[str, str, EventKind | str, str]],
+    *,
+    actor: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Several ``(peer, name, kind, detail)`` events at one time, one statement."""
+    when = to_text(at or utc_now())
+    conn.executemany(
+        _INSERT,
+        [(when, peer, name, str(kind), detail, actor) for peer, name, kind, detail in events],
+    )
+
+
+def drop_inserts(conn: sqlite3.Connection) -> None:
+    """From now on, this connection's event inserts write nothing (``Ledger(trail=False)``).
+
+    A TEMP trigger lives in this connection only: other processes on the same
+    ledger file keep their trail, and the state changes beside each event still run.
+    """
+    conn.execute(
+        "CREATE TEMP TRIGGER IF NOT EXISTS no_trail BEFORE INSERT ON main.events "
+        "BEGIN SELECT RAISE(IGNORE); END"
+    )
+
+
+def insert_new(conn: sqlite3.Connection, new: Iterable[NewEvent]) -> None:
+    for event in new:
+        insert_event(
+            conn, event.peer, event.name, event.kind, event.detail, actor=event.actor, at=event.at
+        )
+
+
+def select_events(conn: sqlite3.Connection, peer: str, name: str) -> list[FileEvent]:
+    """The trail of one file, oldest first (``id`` order is insertion order)."""
+    rows = conn.execute(
+        "SELECT id, at, peer, name, kind, detail, actor FROM events "
+        "WHERE peer = ? AND name = ? ORDER BY id",
+        (peer, name),
+    ).fetchall()
+    return [FileEvent(i, from_text(at), p, n, k, d, a) for i, at, p, n, k, d, a in rows]
+
+
+def has_unlisted(conn: sqlite3.Connection, peer: str, lock: AbstractContextManager[Any]) -> bool:
+    """Is any published file of ``peer`` not listed yet? (a read, under ``lock``)"""
+    with lock:
+        row = conn.execute(
+            "SELECT 1 FROM published WHERE peer = ? AND state = 'published' "
+            "AND listed_at IS NULL LIMIT 1",
+            (peer,),
+        ).fetchone()
+    return row is not None
+
+
+def note_first_listing(conn: sqlite3.Connection, peer: str, remote: str | None) -> int:
+    """One ``listed`` event per published file not listed before; returns how many.
+
+    Only the first listing is an event: a peer lists every few minutes, and
+    the trail must say when it could first see the file, not flood.
+    """
+    now = to_text(utc_now())
+    detail = f"to {remote}" if remote else ""
+    # Rows with listed_at NULL are few (the new ones); the (peer, state)
+    # index narrows the scan to what is listed at all.
+    cur = conn.execute(
+        "INSERT INTO events (at, peer, name, kind, detail, actor) "
+        "SELECT DISTINCT ?, peer, original, ?, ?, NULL FROM published "
+        "WHERE peer = ? AND state = 'published' AND listed_at IS NULL",
+        (now, str(EventKind.LISTED), detail, peer),
+    )
+    if cur.rowcount:
+        conn.execute(
+            "UPDATE published SET listed_at = ? "
+            "WHERE peer = ? AND state = 'published' AND listed_at IS NULL",
+            (now, peer),
+        )
+    return cur.rowcount
+
+
+def note_fetch(conn: sqlite3.Connection, peer: str, name: str, remote: str | None) -> None:
+    """A ``fetched`` event on the trail of the file that ``name`` (a block or a file) is of."""
+    row = conn.execute(
+        "SELECT original, size FROM published WHERE peer = ? AND name = ?", (peer, name)
+    ).fetchone()
+    original, size = row if row is not None else (name, None)
+    what = name if name != original else "the whole file"
+    sized = f" ({size} bytes)" if size is not None else ""
+    by = f" by {remote}" if remote else ""
+    insert_event(conn, peer, original, EventKind.FETCHED, f"{what}{sized}{by}")
