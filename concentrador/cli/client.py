@@ -20,7 +20,7 @@ from typing import TextIO, TypeVar
 from concentrador.cli.errors import CommandFailed
 from concentrador.client.collect import clock_offset_seconds
 from concentrador.client.errors import ClientError
-from concentrador.client.progress import progress_for
+from concentrador.client.progress import Progress, progress_for
 from concentrador.client.runner import ClientRunner
 from concentrador.client.session import PeerSession
 from concentrador.config.model import Config, PeerConfig
@@ -61,6 +61,15 @@ def _run(work: Callable[[], Coroutine[object, None, T]]) -> T:
         raise CommandFailed(str(exc)) from None
 
 
+def _run_with_progress(work: Callable[[Progress], Coroutine[object, None, T]]) -> T:
+    """:func:`_run` with the terminal progress display, closed whatever happens."""
+    progress = progress_for()
+    try:
+        return _run(lambda: work(progress))
+    finally:
+        progress.close()
+
+
 def collect(config: Config, args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     """Run one collection cycle of ``args.peer`` now and print its summary."""
     peer = _peer(config, args)
@@ -70,11 +79,7 @@ def collect(config: Config, args: argparse.Namespace, *, out: TextIO | None = No
         # in this process (under the same peer lock, so a daemon never races it).
         rebuild = LocalRebuilds(Spool(config.node.spool), ledger, config.peer_by_id)
         runner = ClientRunner(config, ledger, rebuild=rebuild)
-        progress = progress_for()
-        try:
-            summary = _run(lambda: runner.collect(peer.id, progress=progress))
-        finally:
-            progress.close()
+        summary = _run_with_progress(lambda progress: runner.collect(peer.id, progress=progress))
     print(f"{peer.id}: {summary.line()}", file=out)
     return 0
 
@@ -88,11 +93,7 @@ def push(config: Config, args: argparse.Namespace, *, out: TextIO | None = None)
     with _ledger(config) as ledger:
         published = _publish_outbox(config, peer, ledger)
         runner = ClientRunner(config, ledger)
-        progress = progress_for()
-        try:
-            summary = _run(lambda: runner.push(peer.id, progress=progress))
-        finally:
-            progress.close()
+        summary = _run_with_progress(lambda progress: runner.push(peer.id, progress=progress))
     print(f"{peer.id}: {published} file(s) taken from outbox/; {summary.line()}", file=out)
     return 1 if summary.failed else 0
 

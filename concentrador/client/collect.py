@@ -44,11 +44,12 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from concentrador.client.cycle import PeerCycle, in_lanes, utc_now
+from concentrador.client.cycle import PeerCycle, clock_offset_seconds, in_lanes, utc_now
+from concentrador.client.download import PendingDownload
 from concentrador.client.errors import (
     AuthenticationRefused,
     FileVanished,
@@ -66,7 +67,7 @@ from concentrador.protocol import (
     validate_peer_filename,
 )
 from concentrador.spool.inbound.rebuilds import LocalRebuilds, RebuildSet
-from concentrador.spool.inbound.store import InboundStore, InboundWriter
+from concentrador.spool.inbound.store import InboundStore
 from concentrador.spool.layout import PeerSpool, Spool, SpoolState
 from concentrador.spool.ledger import Ledger
 
@@ -78,19 +79,7 @@ KV_CLOCK_OFFSET = "clock_offset_seconds"
 KV_CLOCK_CHECKED = "clock_checked_at"
 KV_CHECKSUM_FAILURES = "checksum_failures"
 KV_LAST_CHECKSUM_FAILURE = "last_checksum_failure"
-
-
-def clock_offset_seconds(
-    peer_wall_time: datetime, sent: datetime, received: datetime, timezone: ZoneInfo
-) -> float:
-    """Peer clock minus ours, in seconds, against the middle of the round trip.
-
-    The wire time carries no zone (§4.1); it is read in *our* node's time zone
-    (both ends default to Europe/Madrid). A peer in another zone therefore
-    shows its zone difference as offset, which is worth a look anyway.
-    """
-    middle = sent + (received - sent) / 2
-    return (peer_wall_time.replace(tzinfo=timezone) - middle).total_seconds()
+MARK_BATCH = 64
 
 
 class Collector(PeerCycle):
@@ -129,6 +118,7 @@ class Collector(PeerCycle):
         # confirmed once its commit is done (see the module docstring).
         self._storing: deque[tuple[str, asyncio.Future[None]]] = deque()
         self._background: set[asyncio.Future[object]] = set()
+        self._marks: list[str] = []  # confirmed, not yet marked so in the ledger
 
     async def run(self) -> CollectionSummary:
         try:
@@ -149,8 +139,12 @@ class Collector(PeerCycle):
             + 1024 * sum(sizes[n] for names in grouped.complete.values() for n in names),
         )
 
+        # One hop for the whole listing, not one per file (the store is idempotent
+        # should a push store one of these meanwhile).
+        stored = await asyncio.to_thread(self._received_among, grouped.whole)
+
         async def collect_whole(name: str) -> None:
-            await self._collect_whole(name)
+            await self._collect_whole(name, already_stored=name in stored)
             await self._confirm_stored(keep=int(self.peer.connections == 1))
 
         await in_lanes(self.peer.connections, grouped.whole, collect_whole)
@@ -211,22 +205,18 @@ class Collector(PeerCycle):
     async def _already_stored(self, name: str) -> bool:
         return await asyncio.to_thread(self.ledger.received, self.peer_id, name) is not None
 
-    def _open_unless_stored(self, name: str) -> InboundWriter | None:
-        """None when ``name`` is already stored, else a writer for it (one thread hop)."""
-        if self.ledger.received(self.peer_id, name) is not None:
-            return None
-        return self.store.open(name, manual=False)
+    def _received_among(self, names: Iterable[str]) -> set[str]:
+        return {name for name in names if self.ledger.received(self.peer_id, name) is not None}
 
-    async def _collect_whole(self, name: str) -> None:
+    async def _collect_whole(self, name: str, *, already_stored: bool) -> None:
         """Fetch and verify ``name``; its commit and confirmation follow in
         :meth:`_confirm_stored`."""
         if self._unsafe([name]):
             return
-        writer = await asyncio.to_thread(self._open_unless_stored, name)
-        if writer is None:
+        if already_stored:
             await self._reconfirm(name)
             return
-        result = await self._fetch_verified(name, writer, in_background=True)
+        result = await self._fetch_verified(name, in_background=True)
         if result == "checksum":
             await self._checksum_failed(name)
 
@@ -243,6 +233,7 @@ class Collector(PeerCycle):
 
     async def _settle(self) -> None:
         """Wait for every background commit and ledger write (nothing is confirmed)."""
+        self._mark_confirmed()
         pending = [commit for _, commit in self._storing] + list(self._background)
         self._storing.clear()
         for future in pending:
@@ -259,12 +250,18 @@ class Collector(PeerCycle):
         self._background.add(future)
         future.add_done_callback(self._background.discard)
 
-    def _commit(self, writer: InboundWriter, name: str) -> None:
-        """Commit in a worker thread; the temp file goes if the commit fails."""
+    def _mark_confirmed(self) -> None:
+        names, self._marks = self._marks, []
+        if names:
+            mark = self.ledger.mark_confirmed
+            self._later(asyncio.to_thread(mark, self.peer_id, *names, at=self.now()))
+
+    def _commit(self, download: PendingDownload, name: str) -> None:
+        """Write what is held, commit, in a worker thread; the temp file goes if that fails."""
         try:
-            self.store.commit(writer, name)
+            self.store.commit(download.finish(), name)
         finally:
-            writer.abort()  # no-op once committed
+            download.abort()  # no-op once committed
 
     async def _collect_split(self, original: str, block_names: list[str]) -> None:
         if self._unsafe([original, *block_names]):
@@ -276,8 +273,7 @@ class Collector(PeerCycle):
         for name in block_names:
             if await asyncio.to_thread((partial / name).is_file):
                 continue  # verified when it was committed (by us or a push)
-            writer = await asyncio.to_thread(self.store.open, name, manual=False)
-            result = await self._fetch_verified(name, writer)
+            result = await self._fetch_verified(name)
             if result == "checksum":
                 await self._checksum_failed(original)
                 return
@@ -301,18 +297,15 @@ class Collector(PeerCycle):
         self.summary.skipped.append(original)
         await self._confirm(original, ConfirmationCode.GENERIC_ERROR)
 
-    async def _fetch_verified(
-        self, name: str, writer: InboundWriter, *, in_background: bool = False
-    ) -> str:
+    async def _fetch_verified(self, name: str, *, in_background: bool = False) -> str:
         """``stored``, ``checksum`` (still wrong after the retries), ``vanished`` or ``failed``.
 
-        ``writer`` receives the first attempt; each retry opens a fresh one.
-        With ``in_background`` a verified file's commit is queued for
+        Each attempt downloads into a fresh :class:`PendingDownload`. With
+        ``in_background`` a verified file's commit is queued for
         :meth:`_confirm_stored` instead of awaited.
         """
         for attempt in range(1, self.retries + 2):
-            if attempt > 1:
-                writer = await asyncio.to_thread(self.store.open, name, manual=False)
+            writer = PendingDownload(lambda: self.store.open(name, manual=False))
             handed_over = False
             try:
                 try:
@@ -344,7 +337,7 @@ class Collector(PeerCycle):
                     self.peer_id, name, fichero.checksum, writer.md5, attempt, self.retries + 1,
                 )  # fmt: skip
             finally:
-                if not handed_over:
+                if not handed_over and writer.writer is not None:
                     await asyncio.to_thread(writer.abort)
         return "checksum"
 
@@ -389,11 +382,11 @@ class Collector(PeerCycle):
         if code != ConfirmationCode.RECEIVED:
             return accepted
         if accepted:
-            # In the background: losing this mark costs one re-confirmation,
-            # nothing more, so the next fetch need not wait for its commit.
-            self._later(
-                asyncio.to_thread(self.ledger.mark_confirmed, self.peer_id, name, at=self.now())
-            )
+            # In the background and in batches (one thread hop and transaction
+            # for MARK_BATCH files): losing marks costs re-confirmations, nothing more.
+            self._marks.append(name)
+            if len(self._marks) >= MARK_BATCH:
+                self._mark_confirmed()
             return True
         log.warning("%s: %s not confirmed by the peer; will confirm again", self.peer_id, name)
         self.summary.not_confirmed.append(name)

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from concentrador.client.progress import Progress
 from concentrador.client.session import PeerSession
@@ -14,13 +15,26 @@ from concentrador.config.model import PeerConfig
 from concentrador.spool.layout import PeerSpool
 from concentrador.spool.ledger import Ledger
 
-__all__ = ["PeerCycle", "in_lanes", "utc_now"]
+__all__ = ["PeerCycle", "clock_offset_seconds", "in_lanes", "utc_now"]
 
 _T = TypeVar("_T")
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def clock_offset_seconds(
+    peer_wall_time: datetime, sent: datetime, received: datetime, timezone: ZoneInfo
+) -> float:
+    """Peer clock minus ours, in seconds, against the middle of the round trip.
+
+    The wire time carries no zone (§4.1); it is read in *our* node's time zone
+    (both ends default to Europe/Madrid). A peer in another zone therefore
+    shows its zone difference as offset, which is worth a look anyway.
+    """
+    middle = sent + (received - sent) / 2
+    return (peer_wall_time.replace(tzinfo=timezone) - middle).total_seconds()
 
 
 async def in_lanes(count: int, items: Iterable[_T], work: Callable[[_T], Awaitable[None]]) -> None:

@@ -162,10 +162,16 @@ class StreamJoiner:
 
     def add(self, block: Bzip2Block) -> bytes:
         """Append ``block``; returns the bytes now complete (may be empty)."""
+        return self.add_run(block.bits, block.nbits, [block.crc])
+
+    def add_run(self, bits: int, nbits: int, crcs: list[int]) -> bytes:
+        """Append consecutive blocks given as one bit string (``nbits`` bits) and
+        their CRCs in order; one shift for all of them instead of one each."""
         head = self._start()
-        self._combined_crc = combine_crc(self._combined_crc, block.crc)
-        self.blocks += 1
-        return head + self._emit(block.bits, block.nbits)
+        for crc in crcs:
+            self._combined_crc = combine_crc(self._combined_crc, crc)
+        self.blocks += len(crcs)
+        return head + self._emit(bits, nbits)
 
     def finish(self) -> bytes:
         """The end-of-stream marker, combined CRC and zero padding."""

@@ -30,7 +30,6 @@ from concentrador.protocol.bzip2 import (
     _BLOCK_MAGIC,  # the format's constants, shared with the joiner
     _HEADER_BITS,
     _MASK48,
-    Bzip2Block,
     DecompressionBudget,
     SingleStreamChecker,
     StreamJoiner,
@@ -67,15 +66,11 @@ class BlockRun:
     def to_stream(self) -> bytes:
         """This run as a standalone bzip2 stream."""
         joiner = StreamJoiner(self.level)
-        value = int.from_bytes(self.data, "big")
-        total = len(self.data) * 8
-        parts = []
-        for i, crc in enumerate(self.crcs):
-            start, end = self.bounds[i], self.bounds[i + 1]
-            bits = (value >> (total - end)) & ((1 << (end - start)) - 1)
-            parts.append(joiner.add(Bzip2Block(bits, end - start, crc)))
-        parts.append(joiner.finish())
-        return b"".join(parts)
+        start, end = self.bounds[0], self.bounds[-1]
+        bits = (int.from_bytes(self.data, "big") >> (len(self.data) * 8 - end)) & (
+            (1 << (end - start)) - 1
+        )
+        return joiner.add_run(bits, end - start, self.crcs) + joiner.finish()
 
 
 def check_run(run: BlockRun, budget: DecompressionBudget) -> str | None:

@@ -59,6 +59,8 @@ class ServerState:
     dime_limits: DimeLimits = field(default_factory=DimeLimits)
     max_envelope: int = DEFAULT_MAX_ENVELOPE
     read_piece: int = READ_PIECE
+    # One PeerSpool per peer, not one per request (its paths cost ~2 % of a small file's CPU).
+    _peer_spools: dict[str, PeerSpool] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def insecure_http(self) -> bool:
@@ -69,7 +71,10 @@ class ServerState:
         return self.now().astimezone(self.config.node.timezone)
 
     def peer_spool(self, peer: PeerConfig) -> PeerSpool:
-        return self.spool.peer(peer.id)
+        cached = self._peer_spools.get(peer.id)
+        if cached is None or cached.root != self.spool.root:  # tests swap the spool
+            cached = self._peer_spools[peer.id] = self.spool.peer(peer.id)
+        return cached
 
     def request_rebuild(self, peer_id: str, original: str) -> Awaitable[None]:
         """Ask for the set ``original`` of ``peer_id`` to be rebuilt (see ``rebuild``)."""

@@ -17,12 +17,16 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Generic, TypeVar
 
 from concentrador.spool.layout import PeerSpool
 
-__all__ = ["PeerLock", "peer_lock"]
+__all__ = ["PeerLock", "PerPeerFolder", "peer_lock"]
+
+T = TypeVar("T")
 
 
 class PeerLock:
@@ -76,15 +80,27 @@ class PeerLock:
         self.release()
 
 
-_registry: dict[str, PeerLock] = {}
-_registry_lock = threading.Lock()
+class PerPeerFolder(Generic[T]):
+    """One ``T`` per peer folder in this process: every :class:`PeerSpool` of
+    the same folder (however it was spelt) gets the same object."""
+
+    def __init__(self, make: Callable[[PeerSpool, Path], T]) -> None:
+        self._make = make
+        self._objects: dict[str, T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, peer_spool: PeerSpool) -> T:
+        key = os.path.abspath(peer_spool.lock_path)
+        with self._lock:
+            found = self._objects.get(key)
+            if found is None:
+                found = self._objects[key] = self._make(peer_spool, Path(key))
+            return found
+
+
+_locks: PerPeerFolder[PeerLock] = PerPeerFolder(lambda _spool, lock_path: PeerLock(lock_path))
 
 
 def peer_lock(peer_spool: PeerSpool) -> PeerLock:
     """The process-wide lock of ``peer_spool`` (same object for the same folder)."""
-    key = os.path.abspath(peer_spool.lock_path)
-    with _registry_lock:
-        lock = _registry.get(key)
-        if lock is None:
-            lock = _registry[key] = PeerLock(Path(key))
-        return lock
+    return _locks.get(peer_spool)

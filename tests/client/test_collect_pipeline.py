@@ -143,9 +143,9 @@ async def run_cycle(
     ledger = setup.ledger
     real_mark = ledger.mark_confirmed
 
-    def slow_mark(peer: str, name: str, *, at: datetime | None = None) -> bool:
+    def slow_mark(peer: str, *names: str, at: datetime | None = None) -> bool:
         time.sleep(confirmed_mark_delay)
-        return real_mark(peer, name, at=at)
+        return real_mark(peer, *names, at=at)
 
     async with PeerSession.open(setup.config, peer_config) as session:
         collector = Collector(

@@ -172,7 +172,9 @@ def test_collection_fires_on_the_schedule(demo_factory) -> None:
     assert sha256_of([b.folder("inbox") / published], decompress=True) == sha256_of_bytes(
         SMALL_CONTENT
     )
-    assert "collection cycle: 1 listed, 1 stored, 1 confirmed" in b.log_text()
+    # A moves the file to delivered/ before B's cycle has returned and logged.
+    line = "collection cycle: 1 listed, 1 stored, 1 confirmed"
+    demo.wait_for("B to log its cycle", lambda: line in b.log_text(), 10)
     facts = b.status()["facts"]
     assert "1 confirmed" in (facts["last_cycle_result"] or "")
     stop_cleanly(demo)

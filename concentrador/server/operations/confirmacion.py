@@ -15,7 +15,6 @@ code outside 0-2) is answered codigo 1.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,7 +31,7 @@ from concentrador.protocol import (
 from concentrador.spool.durable import move_aside, sync_folders
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger.events import EventKind
-from concentrador.spool.locks import peer_lock
+from concentrador.spool.locks import PerPeerFolder, peer_lock
 
 if TYPE_CHECKING:
     from concentrador.spool.ledger import Ledger, PublishedEntry
@@ -172,15 +171,11 @@ class DeliveryGroup:
             log.info("%s confirmed %s (%d file(s) delivered)", peer, name, len(entries))
 
 
-_groups: dict[str, DeliveryGroup] = {}
-_groups_lock = threading.Lock()
+_groups: PerPeerFolder[DeliveryGroup] = PerPeerFolder(
+    lambda peer_spool, _lock_path: DeliveryGroup(peer_spool)
+)
 
 
 def _delivery_group(peer_spool: PeerSpool) -> DeliveryGroup:
-    """The process-wide group of ``peer_spool`` (like :func:`peer_lock`'s registry)."""
-    key = os.path.abspath(peer_spool.lock_path)
-    with _groups_lock:
-        group = _groups.get(key)
-        if group is None:
-            group = _groups[key] = DeliveryGroup(peer_spool)
-        return group
+    """The process-wide group of ``peer_spool`` (one per folder, like its lock)."""
+    return _groups.get(peer_spool)

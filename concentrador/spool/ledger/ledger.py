@@ -278,10 +278,10 @@ class Ledger:
         with self._lock:
             return received.select_received(self._conn, peer, name)
 
-    def mark_confirmed(self, peer: str, name: str, *, at: datetime | None = None) -> bool:
-        """Note that we confirmed ``name`` to ``peer``; False if it is unknown."""
+    def mark_confirmed(self, peer: str, *names: str, at: datetime | None = None) -> bool:
+        """Note that we confirmed ``names`` to ``peer`` at once; False if any is unknown."""
         with self._transaction(durable=False) as conn:  # if lost: one more confirmation
-            return received.mark_confirmed(conn, peer, name, at or utc_now())
+            return all([received.mark_confirmed(conn, peer, n, at or utc_now()) for n in names])
 
     def unconfirmed(self, peer: str) -> list[ReceivedEntry]:
         """Stored files whose confirmation has not (yet) reached the peer."""
