@@ -95,15 +95,20 @@ def publish(spool_root: Path, files: dict[str, Path | bytes], block_size: int = 
     return names
 
 
-def run_collect(config: Path) -> dict:
-    """One collection cycle in a child process; its wall time and peak RSS."""
+def run_collect_child(script: str, config: Path) -> tuple[dict, str]:
+    """Run ``script _collect CONFIG`` (a bench's child mode): its JSON result and stderr."""
     out = subprocess.run(
-        [sys.executable, __file__, "_collect", str(config)],
+        [sys.executable, script, "_collect", str(config)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if out.returncode != 0:
         raise SystemExit(f"collect failed: {out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
+
+
+def run_collect(config: Path) -> dict:
+    """One collection cycle in a child process; its wall time and peak RSS."""
+    return run_collect_child(__file__, config)[0]
 
 
 def _collect_child(config_path: str) -> None:

@@ -21,7 +21,6 @@ cores), and the last line of a run says how the stream was checked.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import resource
 import shutil
@@ -34,7 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.client_bench import _collect_child, client_config, publish  # noqa: E402
+from bench.client_bench import (  # noqa: E402
+    _collect_child,
+    client_config,
+    publish,
+    run_collect_child,
+)
 from bench.publish_bench import f1_records, variant  # noqa: E402
 from bench.server_bench import free_port, start_daemon, write_config  # noqa: E402
 from concentrador.pki.devpki import init_dev_pki  # noqa: E402
@@ -82,15 +86,9 @@ def bzip2_test_seconds(source: Path) -> tuple[float, float]:
 
 def run_collect(config: Path) -> dict[str, object]:
     """One collection cycle in a child process that logs how the stream was checked."""
-    out = subprocess.run(
-        [sys.executable, __file__, "_collect", str(config)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if out.returncode != 0:
-        raise SystemExit(f"collect failed: {out.stderr[-2000:]}")
-    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
-    checks = [line for line in out.stderr.splitlines() if "checked on arrival" in line]
-    fallbacks = [line for line in out.stderr.splitlines() if "sequentially" in line]
+    result, stderr = run_collect_child(__file__, config)
+    checks = [line for line in stderr.splitlines() if "checked on arrival" in line]
+    fallbacks = [line for line in stderr.splitlines() if "sequentially" in line]
     result["how"] = "; ".join(line.split(": ", 1)[-1] for line in checks + fallbacks)
     return result
 
