@@ -40,6 +40,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# The largest write handed to aiohttp while streaming a file. asyncio's TLS
+# transport encrypts a whole write at once into its outgoing buffer, then
+# copies what the socket does not take: a 256 KiB write keeps ~0.5 MiB of
+# ciphertext per connection. 64 KiB writes cut bench/server_bench.py's peak
+# RSS with 32 clients from 118-122 MB to 108-115 MB; the server's CPU for its
+# 480 MB single-connection run stayed 0.53-0.61 s either way (disk reads stay
+# ``piece_size``: thread hops, not writes, are what smaller pieces would cost).
+WRITE_SLICE = 64 * 1024
+
 
 def soap_response(body: etree._Element, version: SoapVersion) -> web.Response:
     """A 200 answer whose SOAP Body holds ``body``."""
@@ -139,7 +148,7 @@ async def stream_dime_file(
         piece = head
         while True:
             for part in writer.write(piece) if piece else ():
-                await response.write(part)
+                await _write_sliced(response, part)
             if pending is None:
                 break
             piece = await pending
@@ -149,6 +158,16 @@ async def stream_dime_file(
         return response
     finally:
         _close_after(handle, pending)
+
+
+async def _write_sliced(response: web.StreamResponse, data: bytes | bytearray | memoryview) -> None:
+    """Write ``data`` in slices of at most :data:`WRITE_SLICE` bytes (views, not copies)."""
+    if len(data) <= WRITE_SLICE:
+        await response.write(data)
+        return
+    view = memoryview(data)
+    for start in range(0, len(view), WRITE_SLICE):
+        await response.write(view[start : start + WRITE_SLICE])
 
 
 def _close_after(handle: BinaryIO, pending: asyncio.Future[bytes] | None) -> None:

@@ -7,12 +7,13 @@ client walks away mid-download.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,11 @@ from concentrador.protocol.messages import RecogerFichero, RecogerFicheroRespons
 from concentrador.protocol.soap import SOAP11, build_envelope, parse_envelope
 from concentrador.server import app as app_module
 from concentrador.server.operations.recoger import FileToServe
-from concentrador.server.responses import stream_dime_file
+from concentrador.server.responses import WRITE_SLICE, stream_dime_file
 from concentrador.spool.layout import SpoolState
 from tests.server.conftest import Node, ServerFactory
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 NAME = "F1_0086_20240101_20240102.0.bz2"
 PIECE = 4096
@@ -212,6 +215,22 @@ class SlowHandle:
             self.closed = True
 
 
+@contextlib.asynccontextmanager
+async def plain_http_server(handler: Handler) -> AsyncIterator[str]:
+    """Serve ``handler`` at ``GET /`` on a loopback port (plain HTTP); yields the URL."""
+    app = web.Application()
+    app.router.add_get("/", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def slow_server() -> AsyncIterator[tuple[str, list[SlowHandle], threading.Event]]:
     """A bare app whose only handler streams a 1 MiB SlowHandle."""
@@ -229,18 +248,11 @@ async def slow_server() -> AsyncIterator[tuple[str, list[SlowHandle], threading.
             request, envelope, handle, len(data), piece_size=64 * 1024, head=head
         )
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/", handles, gate
-    finally:
-        gate.set()
-        await runner.cleanup()
+    async with plain_http_server(handler) as url:
+        try:
+            yield url, handles, gate
+        finally:
+            gate.set()
 
 
 async def test_disconnect_with_a_read_in_flight_closes_after_the_read(slow_server) -> None:
@@ -266,3 +278,37 @@ async def test_disconnect_with_a_read_in_flight_closes_after_the_read(slow_serve
         assert read_message(body)[1].data == bytes(range(256)) * 4096
         await eventually(lambda: handles[1].closed, "the second handle is closed")
         assert not handles[1].closed_during_read
+
+
+async def test_large_pieces_reach_the_transport_in_bounded_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pieces read from disk may be large; each write to the TLS transport is
+    at most WRITE_SLICE (its ciphertext buffer holds a whole write), and the
+    bytes still arrive exact."""
+    data = os.urandom(3 * WRITE_SLICE + 1234)
+    written: list[int] = []
+    real_write = web.StreamResponse.write
+
+    async def recording_write(self: web.StreamResponse, chunk: Any) -> None:
+        written.append(len(chunk))
+        await real_write(self, chunk)
+
+    monkeypatch.setattr(web.StreamResponse, "write", recording_write)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        handle = io.BytesIO(data)
+        head = handle.read(10)
+        return await stream_dime_file(
+            request, build_envelope(None), handle, len(data), piece_size=len(data), head=head
+        )
+
+    async with (
+        plain_http_server(handler) as url,
+        aiohttp.ClientSession() as session,
+        session.get(url) as response,
+    ):
+        body = await response.read()
+    assert read_message(body)[1].data == data
+    assert max(written) == WRITE_SLICE  # the one big piece was sliced, not written whole
+    assert sum(written) == len(body)

@@ -5,7 +5,8 @@ bzip2 at only a few MB/s of input: checked by one thread, a 500 MB file
 would wait minutes before reaching ``inbox/``. So :class:`StreamCheck` is fed
 the concatenation as the reassembler writes it, cuts it into runs of whole
 bzip2 blocks (:class:`~concentrador.protocol.bzip2_segments.StreamSegmenter`)
-and decompresses the runs in a shared thread pool (``bz2`` releases the GIL),
+and decompresses the runs in a shared thread pool (by ``lbzip2`` processes
+when installed, else ``bz2``, which releases the GIL: see ``runcheck``),
 while the reassembler goes on reading, hashing and writing.
 
 The verdict is always the sequential checker's
@@ -28,8 +29,9 @@ from pathlib import Path
 
 from concentrador.protocol import SingleStreamChecker, decompression_budget
 from concentrador.protocol.bzip2 import DecompressionBudget
-from concentrador.protocol.bzip2_segments import BlockRun, StreamSegmenter, check_run
+from concentrador.protocol.bzip2_segments import BlockRun, StreamSegmenter
 from concentrador.spool.durable import READ_SIZE
+from concentrador.spool.inbound.runcheck import run_checker
 from concentrador.spool.outbound.compress import available_cores
 
 __all__ = ["RUN_BYTES", "StreamCheck", "read_pieces"]
@@ -96,6 +98,7 @@ class StreamCheck:
         else:
             self._sequential = SingleStreamChecker(budget=self._budget)
         self._undecided: str | None = None  # why the runs could not decide
+        self._check_run = run_checker()
 
     def feed(self, piece: bytes) -> None:
         if self._sequential is not None:
@@ -144,7 +147,7 @@ class StreamCheck:
                 self._collect(self._pending.popleft())
             if self._undecided is not None:
                 return
-            self._pending.append(pool.submit(check_run, run, self._budget))
+            self._pending.append(pool.submit(self._check_run, run, self._budget))
 
     def _collect(self, future: Future[str | None]) -> None:
         error = future.result()

@@ -14,6 +14,9 @@ from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
 from tests.spool.conftest import receive
 
+# Every test with runs decoded by lbzip2, and by bz2 (see conftest).
+pytestmark = pytest.mark.usefixtures("run_decoder")
+
 
 @pytest.fixture
 def small_budget(monkeypatch: pytest.MonkeyPatch) -> int:

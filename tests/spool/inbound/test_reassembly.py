@@ -22,6 +22,9 @@ PLAIN = os.urandom(3_200_000)
 DATA = bz2.compress(PLAIN)
 ORIGINAL = "P1_20031120.1.bz2"
 
+# Every test with runs decoded by lbzip2, and by bz2 (see conftest).
+pytestmark = pytest.mark.usefixtures("run_decoder")
+
 
 def split(data: bytes, n: int) -> list[bytes]:
     size = -(-len(data) // n)

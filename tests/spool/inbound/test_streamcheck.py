@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from concentrador.protocol import SingleStreamChecker, parse_block_name
-from concentrador.protocol.bzip2_segments import BlockRun, check_run
+from concentrador.protocol.bzip2 import DecompressionBudget
+from concentrador.protocol.bzip2_segments import BlockRun, StreamSegmenter, check_run
 from concentrador.spool.inbound import reassembly, streamcheck
 from concentrador.spool.inbound.precheck import PRECHECKS, Precheck, Prechecks
 from concentrador.spool.inbound.reassembly import Reassembler
+from concentrador.spool.inbound.runcheck import RunCheck, check_run_lbzip2, run_checker
 from concentrador.spool.inbound.store import InboundStore
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
@@ -22,18 +24,27 @@ from tests.protocol.test_bzip2_segments import BLOCKS, PLAIN, STREAM
 
 ORIGINAL = "F1_0086_20240301.0.bz2"
 
+# Every test with runs decoded by lbzip2, and by bz2 (see conftest).
+pytestmark = pytest.mark.usefixtures("run_decoder")
+
 
 @pytest.fixture
 def runs(monkeypatch: pytest.MonkeyPatch) -> list[BlockRun]:
     """Small runs, so a few hundred kB take the parallel path; records every run checked."""
     monkeypatch.setattr(streamcheck, "RUN_BYTES", 8_000)
     checked: list[BlockRun] = []
+    run_checker = streamcheck.run_checker
 
-    def counting(run: BlockRun, budget: object) -> str | None:
-        checked.append(run)
-        return check_run(run, budget)  # type: ignore[arg-type]
+    def counting_checker() -> RunCheck:
+        check = run_checker()
 
-    monkeypatch.setattr(streamcheck, "check_run", counting)
+        def counting(run: BlockRun, budget: DecompressionBudget) -> str | None:
+            checked.append(run)
+            return check(run, budget)
+
+        return counting
+
+    monkeypatch.setattr(streamcheck, "run_checker", counting_checker)
     return checked
 
 
@@ -125,7 +136,9 @@ def test_a_run_that_fails_on_a_valid_stream_leaves_the_verdict_to_the_sequential
 ) -> None:
     # As a block magic that appears by chance inside compressed data would.
     monkeypatch.setattr(streamcheck, "RUN_BYTES", 8_000)
-    monkeypatch.setattr(streamcheck, "check_run", lambda run, budget: "Invalid data stream")
+    monkeypatch.setattr(
+        streamcheck, "run_checker", lambda: lambda run, budget: "Invalid data stream"
+    )
     drop_set(peer, STREAM)
     stored = rebuild(peer, ledger)
     assert stored is not None and stored.read_bytes() == STREAM
@@ -203,3 +216,46 @@ def test_only_the_newest_sets_are_followed_and_the_others_still_rebuild(
     assert followed.take(partial, "A.bz2", 3) is None  # dropped for B
     kept = followed.take(partial, "B.bz2", 3)
     assert kept is not None and len(kept.fed) == 1
+
+
+# -- the run decoders ------------------------------------------------------------------------
+def cut(stream: bytes, run_bytes: int) -> list[BlockRun]:
+    segmenter = StreamSegmenter(run_bytes)
+    found = segmenter.feed(stream) + segmenter.finish()
+    assert segmenter.failed is None
+    return found
+
+
+def test_runs_are_decoded_by_lbzip2_when_installed_and_by_bz2_otherwise(
+    run_decoder: str,
+) -> None:
+    check = run_checker()
+    if run_decoder == "bz2":
+        assert check is check_run
+        return
+    assert getattr(check, "func", None) is check_run_lbzip2
+    budget = DecompressionBudget(None)
+    runs = cut(STREAM, 8_000)
+    assert len(runs) > 3 and [check(run, budget) for run in runs] == [None] * len(runs)
+    assert budget.spent == len(PLAIN)  # every decompressed byte counted
+
+
+def test_lbzip2_reports_a_corrupt_run_as_a_failed_run(run_decoder: str) -> None:
+    if run_decoder == "bz2":
+        pytest.skip("the lbzip2 path")
+    run = cut(STREAM, 8_000)[1]
+    corrupt = bytearray(run.data)
+    corrupt[len(corrupt) // 2] ^= 0x10
+    run.data = bytes(corrupt)
+    error = run_checker()(run, DecompressionBudget(None))
+    assert error is not None and error.startswith("lbzip2 exited with")
+
+
+def test_lbzip2_is_stopped_as_soon_as_a_bomb_spends_the_budget(run_decoder: str) -> None:
+    if run_decoder == "bz2":
+        pytest.skip("the lbzip2 path")
+    bomb = bz2.compress(b"\0" * (64 << 20), 1)  # one run of 64 blocks
+    (run,) = cut(bomb, 1 << 20)
+    budget = DecompressionBudget(4 << 20)
+    assert run_checker()(run, budget) == budget.refusal()
+    assert 4 << 20 < budget.spent <= (4 << 20) + (1 << 20)  # one chunk past, not 64 MiB
