@@ -46,7 +46,8 @@ from concentrador.client.session import PeerSession
 from concentrador.config.model import PeerConfig
 from concentrador.protocol import parse_block_name
 from concentrador.spool.actions import PUSH_REASON_PREFIX, ActionRefused, requeue_failed
-from concentrador.spool.durable import file_md5, move_aside, move_with_reason
+from concentrador.spool.aside import move_aside, move_with_reason
+from concentrador.spool.durable import file_md5
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
 from concentrador.spool.locks import peer_lock

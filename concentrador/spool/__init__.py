@@ -5,14 +5,8 @@ See ``spool/README.md`` (at the top of the repository) for what lives in
 each folder.
 """
 
-from concentrador.spool.durable import (
-    DurableWriter,
-    StorageError,
-    durable_move,
-    fsync_dir,
-    move_aside,
-    move_with_reason,
-)
+from concentrador.spool.aside import move_aside, move_with_reason
+from concentrador.spool.durable import DurableWriter, StorageError, durable_move, fsync_dir
 from concentrador.spool.layout import PeerSpool, Spool, SpoolState, is_temp_name
 from concentrador.spool.ledger import Ledger, PublishedEntry, PushState, ReceivedEntry
 from concentrador.spool.locks import peer_lock

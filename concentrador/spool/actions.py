@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from concentrador.protocol import parse_block_name
-from concentrador.spool.durable import durable_move, move_aside
+from concentrador.spool.aside import move_aside
+from concentrador.spool.durable import durable_move
 from concentrador.spool.layout import PeerSpool, Spool, SpoolState
 from concentrador.spool.ledger import EventKind, Ledger
 from concentrador.spool.locks import peer_lock

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from concentrador.spool.actions import ActionRefused, mark_reviewed, republish, retry_push
-from concentrador.spool.durable import move_with_reason
+from concentrador.spool.aside import move_with_reason
 from concentrador.spool.layout import Spool, SpoolState
 from concentrador.spool.ledger import EventKind, Ledger, PublishedEntry
 from concentrador.spool.outbound.expiry import expire_published

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from concentrador.spool.durable import StorageError, durable_move, move_aside, sync_folders
+from concentrador.spool.aside import move_aside
+from concentrador.spool.durable import StorageError, durable_move, sync_folders
 from tests.spool.syscalls import record_syscalls
 
 

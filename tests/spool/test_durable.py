@@ -10,13 +10,12 @@ from hypothesis import strategies as st
 
 from concentrador.protocol.names import MAX_NAME_BYTES, is_valid_peer_filename
 from concentrador.spool import durable
+from concentrador.spool.aside import move_aside, move_with_reason
 from concentrador.spool.durable import (
     DurableWriter,
     StorageError,
     durable_move,
     fsync_dir,
-    move_aside,
-    move_with_reason,
     write_file_durably,
 )
 from concentrador.spool.layout import PeerSpool, SpoolState

@@ -28,7 +28,8 @@ from concentrador.protocol import (
     parse_block_name,
     validate_peer_filename,
 )
-from concentrador.spool.durable import move_aside, sync_folders
+from concentrador.spool.aside import move_aside
+from concentrador.spool.durable import sync_folders
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger.events import EventKind
 from concentrador.spool.locks import PerPeerFolder, peer_lock

@@ -49,12 +49,8 @@ from concentrador.protocol import (
     parse_block_name,
     reassembly_plan,
 )
-from concentrador.spool.durable import (
-    DurableWriter,
-    file_md5,
-    move_aside,
-    move_with_reason,
-)
+from concentrador.spool.aside import move_aside, move_with_reason
+from concentrador.spool.durable import DurableWriter, file_md5
 from concentrador.spool.inbound.precheck import PRECHECKS
 from concentrador.spool.inbound.store import DEFAULT_MAX_DECOMPRESSED, InboundStore
 from concentrador.spool.inbound.streamcheck import StreamCheck, read_pieces

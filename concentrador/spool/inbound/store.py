@@ -37,12 +37,8 @@ from concentrador.protocol import (
     parse_block_name,
     validate_peer_filename,
 )
-from concentrador.spool.durable import (
-    READ_SIZE,
-    DurableWriter,
-    file_md5,
-    move_aside,
-)
+from concentrador.spool.aside import move_aside
+from concentrador.spool.durable import READ_SIZE, DurableWriter, file_md5
 from concentrador.spool.inbound.precheck import PRECHECKS
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import EventKind, Ledger

@@ -17,7 +17,8 @@ import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from concentrador.spool.durable import durable_move, move_aside
+from concentrador.spool.aside import move_aside
+from concentrador.spool.durable import durable_move
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
 from concentrador.spool.locks import peer_lock
