@@ -27,10 +27,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
+from concentrador.protocol import ListedFile
 from concentrador.protocol.filetypes import TypeClassifier
 from concentrador.spool.ledger import events, outside_window, published, push, received, search
 from concentrador.spool.ledger.events import EventKind, FileEvent, NewEvent
-from concentrador.spool.ledger.published import ListedName, PublishedEntry
+from concentrador.spool.ledger.published import PublishedEntry
 from concentrador.spool.ledger.push import PushState
 from concentrador.spool.ledger.received import ReceivedEntry
 from concentrador.spool.ledger.schema import (
@@ -50,7 +51,6 @@ __all__ = [
     "FilePage",
     "Ledger",
     "LedgerError",
-    "ListedName",
     "NewEvent",
     "PublishedEntry",
     "PushState",
@@ -165,7 +165,7 @@ class Ledger:
         )
         return [published.entry(r) for r in rows]
 
-    def listing(self, peer: str, state: str = "published") -> list[ListedName]:
+    def listing(self, peer: str, state: str = "published") -> list[ListedFile]:
         """(name, file_type, size) of ``peer``'s names in ``state``: the fast path
         for informacionDisponible (no timestamp parsing per row)."""
         rows = self._query(
@@ -173,7 +173,7 @@ class Ledger:
             "ORDER BY original, name",
             (peer, str(state)),
         )
-        return [ListedName(*row) for row in rows]
+        return [ListedFile(*row) for row in rows]
 
     def lookup(self, peer: str, name: str) -> PublishedEntry | None:
         rows = self._query(

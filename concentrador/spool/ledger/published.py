@@ -12,13 +12,12 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
 
 from concentrador.spool.ledger import events
 from concentrador.spool.ledger.events import EventKind, NewEvent
 from concentrador.spool.ledger.schema import from_text, to_text
 
-__all__ = ["COLUMNS", "ListedName", "PublishedEntry", "entry", "reopen", "update_state", "upsert"]
+__all__ = ["COLUMNS", "PublishedEntry", "entry", "reopen", "update_state", "upsert"]
 
 COLUMNS = "peer, name, original, file_type, size, md5, published_at, state"
 
@@ -44,14 +43,6 @@ class PublishedEntry:
     md5: str
     published_at: datetime
     state: str = "published"
-
-
-class ListedName(NamedTuple):
-    """The three columns a listing needs, without building full entries."""
-
-    name: str
-    file_type: str
-    size: int
 
 
 def entry(row: tuple) -> PublishedEntry:
