@@ -32,6 +32,7 @@ from concentrador.config.model import (
     NodeConfig,
     PeerConfig,
     ServerConfig,
+    SigningConfig,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "NodeConfig",
     "PeerConfig",
     "ServerConfig",
+    "SigningConfig",
     "build_config",
     "dn_from_der",
     "dn_from_getpeercert",

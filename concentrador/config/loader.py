@@ -30,6 +30,7 @@ from concentrador.config.checks import (
 )
 from concentrador.config.errors import ConfigError
 from concentrador.config.model import (
+    DEFAULT_IEC62325_PATH,
     MAX_BLOCK_SIZE,
     MIN_BLOCK_SIZE,
     ClientConfig,
@@ -37,7 +38,9 @@ from concentrador.config.model import (
     ConnectionLimits,
     FileTypesConfig,
     NodeConfig,
+    PeerConfig,
     ServerConfig,
+    SigningConfig,
 )
 from concentrador.config.peers import read_peers
 from concentrador.protocol import FileTypeError, TypeClassifier
@@ -46,7 +49,7 @@ from concentrador.protocol.filetypes import REAL_TYPE_IDS
 CONFIG_ENV = "CONCENTRADOR_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config/concentrador.toml")
 
-_TOP_KEYS = ("node", "server", "client", "peers", "filetypes", "admin")
+_TOP_KEYS = ("node", "server", "client", "signing", "peers", "filetypes", "admin")
 _NODE_KEYS = ("id", "spool", "timezone", "publish_days", "block_size", "clock_warn_seconds")
 _LIMIT_KEYS = tuple(f.name for f in dataclasses.fields(ConnectionLimits))
 _SERVER_KEYS = (
@@ -57,8 +60,10 @@ _SERVER_KEYS = (
     "client_ca",
     "crl",
     "insecure_http",
+    "iec62325_path",
     *_LIMIT_KEYS,
 )
+_SIGNING_KEYS = ("cert", "key")
 _CLIENT_KEYS = ("cert", "key", "ca", "timeout", "retries", "retry_delay", "min_transfer_rate")
 
 
@@ -102,11 +107,12 @@ def build_config(data: dict[str, Any], path: Path) -> Config:
     peers = read_peers(checker, data.get("peers", []), timezone, has_client="client" in data)
     filetypes = _filetypes(checker, data.get("filetypes", {}))
     admin = read_admin(checker, data.get("admin", {}))
+    signing = _signing(checker, data, client, peers or ())
     if checker.problems:
         raise ConfigError(checker.problems, path)
     # no problems
     assert node is not None and server is not None and peers is not None and admin is not None
-    return Config(path, node, server, client, peers, filetypes, admin)
+    return Config(path, node, server, client, peers, filetypes, admin, signing)
 
 
 def _node(checker: Checker, raw: object) -> NodeConfig | None:
@@ -170,13 +176,66 @@ def _server(checker: Checker, raw: object) -> ServerConfig | None:
     client_ca = checker.path(table, "client_ca", "server", default)
     crl = checker.path(table, "crl", "server", None)
     limits = _limits(checker, table)
-    if host_port is None or insecure is None or limits is None:
+    iec_path = _endpoint_path(checker, table)
+    if host_port is None or insecure is None or limits is None or iec_path is None:
         return None
     if not insecure and None in (cert, key, client_ca):
         return None
     return ServerConfig(
-        host_port[0], host_port[1], cert, key, client_ca, crl, insecure, limits, public_url
-    )
+        host_port[0], host_port[1], cert, key, client_ca, crl, insecure, limits, public_url,
+        iec_path,
+    )  # fmt: skip
+
+
+def _endpoint_path(checker: Checker, table: dict[str, Any]) -> str | None:
+    """``iec62325_path``: an absolute URL path, compared as is with the request's."""
+    text = checker.string(table, "iec62325_path", "server", DEFAULT_IEC62325_PATH)
+    if text is None:
+        return None
+    if not text.startswith("/") or text == "/":
+        # "/" alone would take every request at the root from the v2.3 profile.
+        checker.problem("server.iec62325_path", f"{text!r} must be a path like /ServiceEME")
+        return None
+    if not text.isascii() or any(ch.isspace() or not ch.isprintable() or ch in "?#" for ch in text):
+        checker.problem(
+            "server.iec62325_path",
+            f"{text!r} must be ASCII without spaces, control characters, '?' or '#'",
+        )
+        return None
+    return text
+
+
+def _signing(
+    checker: Checker,
+    data: dict[str, Any],
+    client: ClientConfig | None,
+    peers: tuple[PeerConfig, ...],
+) -> SigningConfig | None:
+    """``[signing]`` (cert and key together), else ``[client]``'s; a problem when an
+    IEC 62325-504 peer needs signatures and there is neither."""
+    signing: SigningConfig | None = None
+    if "signing" in data:
+        table = checker.table(data["signing"], "signing", _SIGNING_KEYS)
+        if table is None:
+            return None
+        cert = checker.path(table, "cert", "signing")
+        key = checker.path(table, "key", "signing")
+        if cert is None or key is None:
+            return None
+        signing = SigningConfig(cert, key)
+    elif client is not None:
+        signing = SigningConfig(client.cert, client.key)
+    elif "client" in data:
+        return None  # [client] has a problem of its own, already reported
+    if signing is None:
+        for index, peer in enumerate(peers):
+            if peer.iec62325 and peer.signatures != "off":
+                checker.problem(
+                    f"peers[{index}].signatures",
+                    f'"{peer.signatures}" needs a key to sign with: add [signing] cert and key '
+                    '(or a [client] section), or set signatures = "off"',
+                )
+    return signing
 
 
 def _limits(checker: Checker, table: dict[str, Any]) -> ConnectionLimits | None:

@@ -29,10 +29,27 @@ __all__ = [
     "LoadWindow",
     "NodeConfig",
     "PeerConfig",
+    "PeerProtocol",
     "ServerConfig",
+    "SignaturePolicy",
+    "SigningConfig",
+    "SoapVersionName",
 ]
 
 DeliveryMode = Literal["publish", "push"]
+PeerProtocol = Literal["cpcscc-2.3", "iec62325-504"]
+"""The profile a peer speaks: CPCSCC v2.3 (SOAP + DIME) or v3.0 (IEC 62325-504)."""
+SignaturePolicy = Literal["required", "optional", "off"]
+"""IEC 62325-504 XML signatures of a peer's messages: required (refuse an
+unsigned one), optional (verify when present), off (neither sign nor check)."""
+SoapVersionName = Literal["1.1", "1.2"]
+
+CPCSCC_23: PeerProtocol = "cpcscc-2.3"
+IEC62325_504: PeerProtocol = "iec62325-504"
+PEER_PROTOCOLS: tuple[PeerProtocol, ...] = (CPCSCC_23, IEC62325_504)
+SIGNATURE_POLICIES: tuple[SignaturePolicy, ...] = ("required", "optional", "off")
+SOAP_VERSIONS: tuple[SoapVersionName, ...] = ("1.1", "1.2")
+DEFAULT_IEC62325_PATH = "/ServiceEME"
 
 MIN_BLOCK_SIZE = 1_048_576
 MAX_BLOCK_SIZE = 8_000_000
@@ -93,6 +110,9 @@ class ServerConfig:
     """The address the WSDL gives peers (``https://host[:port]/path``); None:
     the request's Host header if it is a plain ``host[:port]``, else the
     listener's own address (docs/configuration.md)."""
+    iec62325_path: str = DEFAULT_IEC62325_PATH
+    """The endpoint path of the IEC 62325-504 profile (requests to it are 504
+    ones; its ``?wsdl`` is the 504 WSDL)."""
 
     @property
     def listen(self) -> str:
@@ -164,6 +184,17 @@ class PeerConfig:
     """Refuse a SOAP header id that contradicts the peer the DN maps to."""
     connections: int = 1
     """Keep-alive connections a collection cycle fetches on (the spec advises 1)."""
+    protocol: PeerProtocol = CPCSCC_23
+    """The profile we serve it and call it with."""
+    signatures: SignaturePolicy = "required"
+    """IEC 62325-504 only: whether its messages must be signed (and ours are signed)."""
+    soap_version: SoapVersionName = "1.1"
+    """IEC 62325-504 only: the SOAP version we send when calling it."""
+
+    @property
+    def iec62325(self) -> bool:
+        """Whether it speaks the IEC 62325-504 profile (CPCSCC v3.0)."""
+        return self.protocol == IEC62325_504
 
     def soap_action_for(self, operation: str) -> str:
         """The SOAPAction value for an operation, from the template."""
@@ -176,6 +207,18 @@ class PeerConfig:
     def may_send_type(self, type_id: str | None) -> bool:
         """enviarFichero check 5 (code 4): type allowed."""
         return not self.allowed_types or type_id in self.allowed_types
+
+
+@dataclass(frozen=True)
+class SigningConfig:
+    """``[signing]``: the key and certificate of our IEC 62325-504 XML signatures.
+
+    Defaults to ``[client]``'s: REE's client checks a response signer's
+    certificate as a TLS client certificate, so it must allow clientAuth.
+    """
+
+    cert: Path
+    key: Path
 
 
 @dataclass(frozen=True)
@@ -199,6 +242,9 @@ class Config:
     peers: tuple[PeerConfig, ...] = ()
     filetypes: FileTypesConfig = field(default_factory=FileTypesConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    signing: SigningConfig | None = None
+    """``[signing]``, else ``[client]``'s cert and key, else None (then no
+    IEC 62325-504 peer needs signatures)."""
 
     def peer_by_id(self, peer_id: str) -> PeerConfig | None:
         """The peer with this concentrator code (exact match), or None."""

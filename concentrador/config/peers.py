@@ -12,7 +12,14 @@ from zoneinfo import ZoneInfo
 from concentrador.config.checks import Checker, describe_type, identifier
 from concentrador.config.dn import DistinguishedName, DNError, parse_dn
 from concentrador.config.loadwindow import LoadWindow
-from concentrador.config.model import PeerConfig
+from concentrador.config.model import (
+    CPCSCC_23,
+    IEC62325_504,
+    PEER_PROTOCOLS,
+    SIGNATURE_POLICIES,
+    SOAP_VERSIONS,
+    PeerConfig,
+)
 from concentrador.protocol.filetypes import REAL_TYPE_IDS, TOD
 
 PEER_KEYS = (
@@ -29,7 +36,19 @@ PEER_KEYS = (
     "soap_action",
     "header_must_match",
     "connections",
+    "protocol",
+    "signatures",
+    "soap_version",
 )
+# Keys that only mean something for one profile. Setting one on a peer of the
+# other profile is a problem, not a warning: it says the operator expects a
+# behaviour that will not happen (e.g. a SOAPAction template for a 504 peer,
+# whose SOAPAction is always "#request").
+_ONLY_FOR = {
+    "soap_action": CPCSCC_23,
+    "signatures": IEC62325_504,
+    "soap_version": IEC62325_504,
+}
 DELIVERY_MODES = ("publish", "push")
 _PARTICIPANT = re.compile(r"^[A-Za-z0-9]{1,16}$")
 
@@ -83,6 +102,11 @@ def _peer(
     soap_action = _soap_action(checker, raw, path)
     header_must_match = checker.boolean(raw, "header_must_match", path, True)
     connections = checker.integer(raw, "connections", path, 1, minimum=1, maximum=16)
+    protocol = _choice(checker, raw, "protocol", path, PEER_PROTOCOLS)
+    signatures = _choice(checker, raw, "signatures", path, SIGNATURE_POLICIES)
+    soap_version = _choice(checker, raw, "soap_version", path, SOAP_VERSIONS)
+    if protocol is not None:
+        _check_profile_keys(checker, raw, path, protocol)
     if len(checker.problems) > before:
         return None, peer_id, dns
     peer = PeerConfig(
@@ -99,8 +123,32 @@ def _peer(
         soap_action=soap_action,  # type: ignore[arg-type]
         header_must_match=bool(header_must_match),
         connections=connections or 1,
+        protocol=protocol,  # type: ignore[arg-type]
+        signatures=signatures,  # type: ignore[arg-type]
+        soap_version=soap_version,  # type: ignore[arg-type]
     )
     return peer, peer_id, dns
+
+
+def _choice(
+    checker: Checker, table: dict[str, Any], key: str, path: str, allowed: tuple[str, ...]
+) -> str | None:
+    """One of ``allowed`` (the first is the default); None after a problem."""
+    value = checker.string(table, key, path, allowed[0])
+    if value is not None and value not in allowed:
+        choices = ", ".join(f'"{choice}"' for choice in allowed)
+        checker.problem(f"{path}.{key}", f"{value!r} is not one of {choices}")
+        return None
+    return value
+
+
+def _check_profile_keys(checker: Checker, table: dict[str, Any], path: str, protocol: str) -> None:
+    for key, owner in _ONLY_FOR.items():
+        if key in table and protocol != owner:
+            checker.problem(
+                f"{path}.{key}",
+                f'only applies to protocol = "{owner}" peers (this one is "{protocol}")',
+            )
 
 
 def _dns(checker: Checker, table: dict[str, Any], path: str) -> list[tuple[str, DistinguishedName]]:

@@ -70,6 +70,7 @@ def render_config(config: Config) -> str:
                 ("client_ca", server.client_ca),
                 ("crl", server.crl),
                 ("insecure_http", server.insecure_http),
+                ("iec62325_path", server.iec62325_path),
             ]
         ),
     ]
@@ -89,6 +90,9 @@ def render_config(config: Config) -> str:
                 ]
             ),
         ]
+    if config.signing is not None:
+        signing = config.signing
+        out += ["", "[signing]", *_lines([("cert", signing.cert), ("key", signing.key)])]
     if config.filetypes.prefixes:
         out += ["", "[filetypes.prefixes]", *_lines(sorted(config.filetypes.prefixes.items()))]
     out += ["", *_admin_lines(config)]
@@ -107,6 +111,12 @@ def _admin_lines(config: Config) -> list[str]:
 
 
 def _peer_lines(peer: PeerConfig) -> list[str]:
+    # Each profile's own keys only: the others are refused on a peer of the other profile.
+    profile: list[tuple[str, object]]
+    if peer.iec62325:
+        profile = [("signatures", peer.signatures), ("soap_version", peer.soap_version)]
+    else:
+        profile = [("soap_action", peer.soap_action)]
     return [
         "[[peers]]",
         *_lines(
@@ -120,8 +130,9 @@ def _peer_lines(peer: PeerConfig) -> list[str]:
                 ("participants", sorted(peer.participants)),
                 ("allowed_types", sorted(peer.allowed_types)),
                 ("load_window", str(peer.load_window) if peer.load_window else ""),
+                ("protocol", peer.protocol),
                 ("decompress", peer.decompress),
-                ("soap_action", peer.soap_action),
+                *profile,
                 ("header_must_match", peer.header_must_match),
                 ("connections", peer.connections),
             ]

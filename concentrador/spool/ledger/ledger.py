@@ -5,7 +5,8 @@ cannot: what was published to whom and when (for listing and expiry), which
 received files still await confirmation, push retry state, which received
 blocks arrived outside their peer's load window, small status facts, and the
 audit trail of every file (``events.py``: each state-changing method writes
-its event in the same transaction, so the trail never disagrees). It
+its event in the same transaction, so the trail never disagrees), and the
+IEC 62325-504 message codes and client cursors (``codes.py``). It
 is one SQLite file (WAL, ``synchronous=FULL``) behind this narrow interface,
 which is meant to be re-implemented on PostgreSQL for operators
 that run several replicas: the SQL is plain (``INSERT ... ON CONFLICT``,
@@ -25,55 +26,37 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
 
 from concentrador.protocol import ListedFile
 from concentrador.protocol.filetypes import TypeClassifier
-from concentrador.spool.ledger import events, outside_window, published, push, received, search
+from concentrador.spool.ledger import (
+    codes,
+    events,
+    notes,
+    outside_window,
+    published,
+    push,
+    received,
+    search,
+)
+from concentrador.spool.ledger.codes import CodedEntry
 from concentrador.spool.ledger.events import EventKind, FileEvent, NewEvent
+from concentrador.spool.ledger.notes import UnclassifiedEntry
 from concentrador.spool.ledger.published import PublishedEntry
 from concentrador.spool.ledger.push import PushState
 from concentrador.spool.ledger.received import ReceivedEntry
-from concentrador.spool.ledger.schema import (
-    SCHEMA_VERSION,
-    LedgerError,
-    apply_migrations,
-    from_text,
-    to_text,
-    utc_now,
-)
+from concentrador.spool.ledger.schema import LedgerError, apply_migrations, utc_now
 from concentrador.spool.ledger.search import FilePage, FileQuery
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "EventKind",
-    "FileEvent",
-    "FilePage",
-    "Ledger",
-    "LedgerError",
-    "NewEvent",
-    "PublishedEntry",
-    "PushState",
-    "ReceivedEntry",
-    "UnclassifiedEntry",
-]
-
-
-class UnclassifiedEntry(NamedTuple):
-    """An outbox file that could not be published, and why (unpacks as a tuple)."""
-
-    path: str
-    reason: str
-    since: datetime
+__all__ = ["Ledger"]  # the package re-exports the entries from their own modules
 
 
 class Ledger:
     """The spool's SQLite ledger. Open once per process; :meth:`close` at exit.
 
-    The tables and migrations are in ``schema.py``; the SQL of the received
-    files, the push retry state, the outside-window marks, the audit trail and
-    the file search in ``received.py``, ``push.py``, ``outside_window.py``,
-    ``events.py`` and ``search.py`` (functions over a connection, called from here).
+    The tables and migrations are in ``schema.py``; the SQL of each part in its
+    module (``published``, ``codes``, ``received``, ``push``, ``outside_window``,
+    ``notes``, ``events``, ``search``: functions over a connection, called from here).
     """
 
     def __init__(self, path: Path, *, timeout: float = 30.0, trail: bool = True,
@@ -130,16 +113,15 @@ class Ledger:
                 if not durable:
                     self._conn.execute("PRAGMA synchronous=FULL")
 
-    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
-
     def _migrate(self) -> None:
         with self._transaction() as conn:
             apply_migrations(conn, self.path)
 
     def schema_version(self) -> int:
-        return self._query("SELECT MAX(version) FROM schema_migrations")[0][0] or 0
+        with self._lock:
+            return (
+                self._conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0
+            )
 
     def check_writable(self) -> None:
         """Raise unless a write can commit now (``/readyz``): takes the write
@@ -158,38 +140,24 @@ class Ledger:
 
     def entries_for(self, peer: str, state: str = "published") -> list[PublishedEntry]:
         """Names of ``peer`` in ``state``, ordered by original then name."""
-        rows = self._query(
-            f"SELECT {published.COLUMNS} FROM published WHERE peer = ? AND state = ? "
-            "ORDER BY original, name",
-            (peer, str(state)),
-        )
-        return [published.entry(r) for r in rows]
+        with self._lock:
+            return published.select_entries(self._conn, peer, state=state)
 
     def listing(self, peer: str, state: str = "published") -> list[ListedFile]:
         """(name, file_type, size) of ``peer``'s names in ``state``: the fast path
         for informacionDisponible (no timestamp parsing per row)."""
-        rows = self._query(
-            "SELECT name, file_type, size FROM published WHERE peer = ? AND state = ? "
-            "ORDER BY original, name",
-            (peer, str(state)),
-        )
-        return [ListedFile(*row) for row in rows]
+        with self._lock:
+            return [ListedFile(*row) for row in published.select_listing(self._conn, peer, state)]
 
     def lookup(self, peer: str, name: str) -> PublishedEntry | None:
-        rows = self._query(
-            f"SELECT {published.COLUMNS} FROM published WHERE peer = ? AND name = ?",
-            (peer, name),
-        )
-        return published.entry(rows[0]) if rows else None
+        with self._lock:
+            found = published.select_entries(self._conn, peer, name=name)
+        return found[0] if found else None
 
     def entries_of(self, peer: str, original: str) -> list[PublishedEntry]:
         """Every listed name (the blocks, or the whole file) of one original."""
-        rows = self._query(
-            f"SELECT {published.COLUMNS} FROM published WHERE peer = ? AND original = ? "
-            "ORDER BY name",
-            (peer, original),
-        )
-        return [published.entry(r) for r in rows]
+        with self._lock:
+            return published.select_entries(self._conn, peer, original=original)
 
     def set_state(
         self,
@@ -227,32 +195,62 @@ class Ledger:
 
     def published_before(self, peer: str, cutoff: datetime) -> list[str]:
         """Originals still ``published`` whose publication is older than ``cutoff``."""
-        rows = self._query(
-            "SELECT DISTINCT original FROM published "
-            "WHERE peer = ? AND state = 'published' AND published_at < ? ORDER BY original",
-            (peer, to_text(cutoff)),
-        )
-        return [r[0] for r in rows]
+        with self._lock:
+            return published.select_originals_before(self._conn, peer, cutoff)
 
-    # -- outbox problems -----------------------------------------------------
+    # -- IEC 62325-504 message codes (SQL in codes.py) -------------------------
+    def coded_entries(
+        self,
+        peer: str,
+        *,
+        after_code: int | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        file_type: str | None = None,
+        limit: int | None = None,
+    ) -> list[CodedEntry]:
+        """``peer``'s published names ordered by code: codes > ``after_code``,
+        ``start <= published_at < end``, of ``file_type``; at most ``limit``."""
+        with self._lock:
+            return codes.select_entries(self._conn, peer, after_code=after_code, start=start,
+                                        end=end, file_type=file_type, limit=limit)  # fmt: skip
+
+    def coded_entry(
+        self, peer: str, code: int, state: str | None = "published"
+    ) -> CodedEntry | None:
+        """``peer``'s name of this code, in ``state`` (None: any state), or None."""
+        with self._lock:
+            return codes.select_by_code(self._conn, peer, code, state)
+
+    def coded_entry_by_name(
+        self, peer: str, name: str, state: str | None = "published"
+    ) -> CodedEntry | None:
+        with self._lock:
+            return codes.select_by_name(self._conn, peer, name, state)
+
+    def iec_cursor(self, peer: str) -> int:
+        """The last code of ``peer`` stored durably (we call its 504 list after it); 0: none."""
+        with self._lock:
+            return codes.select_cursor(self._conn, peer)
+
+    def set_iec_cursor(self, peer: str, code: int, *, rewind: bool = False) -> int:
+        """Move ``peer``'s cursor to ``code`` (never back unless ``rewind``); the cursor after."""
+        with self._transaction() as conn:
+            return codes.advance_cursor(conn, peer, code, rewind=rewind)
+
+    # -- outbox problems (SQL in notes.py) -------------------------------------
     def note_unclassified(self, peer: str, path: str, reason: str) -> None:
         """Remember why an outbox file is not published (keeps the first ``since``)."""
         with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO unclassified (peer, path, reason, since) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (peer, path) DO UPDATE SET reason = excluded.reason",
-                (peer, str(path), reason, to_text(utc_now())),
-            )
+            notes.upsert_unclassified(conn, peer, str(path), reason)
 
     def clear_unclassified(self, peer: str, path: str) -> None:
         with self._transaction() as conn:
-            conn.execute("DELETE FROM unclassified WHERE peer = ? AND path = ?", (peer, str(path)))
+            notes.delete_unclassified(conn, peer, str(path))
 
     def unclassified(self, peer: str) -> list[UnclassifiedEntry]:
-        rows = self._query(
-            "SELECT path, reason, since FROM unclassified WHERE peer = ? ORDER BY path", (peer,)
-        )
-        return [UnclassifiedEntry(p, r, from_text(s)) for p, r, s in rows]
+        with self._lock:
+            return notes.select_unclassified(self._conn, peer)
 
     # -- received files (SQL in received.py) -----------------------------------
     def record_received(
@@ -265,14 +263,19 @@ class Ledger:
         *,
         received_at: datetime | None = None,
         blocks: int | None = None,
+        cursor: int | None = None,
     ) -> None:
         """Record a stored file (``blocks``: it was rebuilt from that many), with
         its type (by :attr:`classifier`) and events. A *different* file under the
-        same name resets the confirmation (it is a new file); the same MD5 keeps it."""
+        same name resets the confirmation (it is a new file); the same MD5 keeps it.
+        ``cursor``: advance ``peer``'s 504 cursor to it (never back), in the same
+        transaction, so a stored message is never fetched again and none is skipped."""
         file_type = self.classifier.classify(name)
         with self._transaction() as conn:
             received.upsert(conn, peer, name, md5, size, stored_path, received_at=received_at,
                             blocks=blocks, file_type=file_type)  # fmt: skip
+            if cursor is not None:
+                codes.advance_cursor(conn, peer, cursor)
 
     def received(self, peer: str, name: str) -> ReceivedEntry | None:
         with self._lock:
@@ -291,16 +294,11 @@ class Ledger:
     # -- small status facts ----------------------------------------------------
     def set_status(self, peer: str, key: str, value: str) -> None:
         with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO kv (peer, key, value, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (peer, key) DO UPDATE SET "
-                "value = excluded.value, updated_at = excluded.updated_at",
-                (peer, key, str(value), to_text(utc_now())),
-            )
+            notes.upsert_status(conn, peer, key, str(value))
 
     def status(self, peer: str) -> dict[str, str]:
-        rows = self._query("SELECT key, value FROM kv WHERE peer = ? ORDER BY key", (peer,))
-        return dict(rows)
+        with self._lock:
+            return notes.select_status(self._conn, peer)
 
     # -- push retry state (SQL in push.py) ---------------------------------------
     def push_state(self, peer: str, original: str) -> PushState | None:

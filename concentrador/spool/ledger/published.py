@@ -13,11 +13,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from concentrador.spool.ledger import events
+from concentrador.spool.ledger import codes, events
 from concentrador.spool.ledger.events import EventKind, NewEvent
 from concentrador.spool.ledger.schema import from_text, to_text
 
-__all__ = ["COLUMNS", "PublishedEntry", "entry", "reopen", "update_state", "upsert"]
+__all__ = [
+    "COLUMNS",
+    "PublishedEntry",
+    "entry",
+    "reopen",
+    "select_entries",
+    "select_listing",
+    "select_originals_before",
+    "update_state",
+    "upsert",
+]
 
 COLUMNS = "peer, name, original, file_type, size, md5, published_at, state"
 
@@ -60,14 +70,18 @@ def upsert(
     rows = []
     for e in entries:
         files.setdefault((e.peer, e.original), []).append(e)
-        rows.append((e.peer, e.name, e.original, e.file_type, e.size, e.md5,
-                     to_text(e.published_at), str(e.state)))  # fmt: skip
+        rows.append([e.peer, e.name, e.original, e.file_type, e.size, e.md5,
+                     to_text(e.published_at), str(e.state)])  # fmt: skip
+    # Every recording is news for a 504 client: a new code, in the given order.
+    first_code = codes.allocate(conn, len(rows)) if rows else 0
+    for offset, row in enumerate(rows):
+        row.append(first_code + offset)
     conn.executemany(
-        f"INSERT INTO published ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        f"INSERT INTO published ({COLUMNS}, code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (peer, name) DO UPDATE SET "
         "original = excluded.original, file_type = excluded.file_type, "
         "size = excluded.size, md5 = excluded.md5, listed_at = NULL, "
-        "published_at = excluded.published_at, state = excluded.state",
+        "published_at = excluded.published_at, state = excluded.state, code = excluded.code",
         rows,
     )
     events.insert_new(conn, history)
@@ -103,12 +117,62 @@ def reopen(
     conn: sqlite3.Connection, peer: str, original: str, *, at: datetime, actor: str, reason: str
 ) -> int:
     """Expired → published from ``at`` (a new window, listed anew); rows changed."""
-    cur = conn.execute(
-        "UPDATE published SET state = 'published', published_at = ?, listed_at = NULL "
-        "WHERE peer = ? AND original = ? AND state = 'expired'",
-        (to_text(at), peer, original),
-    )
-    if cur.rowcount:
+    names = [
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM published WHERE peer = ? AND original = ? AND state = 'expired' "
+            "ORDER BY name",
+            (peer, original),
+        ).fetchall()
+    ]
+    # Listed anew, so a new code: a 504 client's cursor is past the old one.
+    first_code = codes.allocate(conn, len(names)) if names else 0
+    for offset, name in enumerate(names):
+        conn.execute(
+            "UPDATE published SET state = 'published', published_at = ?, listed_at = NULL, "
+            "code = ? WHERE peer = ? AND name = ?",
+            (to_text(at), first_code + offset, peer, name),
+        )
+    if names:
         kind = EventKind.REPUBLISHED
         events.insert_event(conn, peer, original, kind, reason, actor=actor, at=at)
-    return cur.rowcount
+    return len(names)
+
+
+def select_entries(
+    conn: sqlite3.Connection,
+    peer: str,
+    *,
+    state: str | None = None,
+    original: str | None = None,
+    name: str | None = None,
+) -> list[PublishedEntry]:
+    """``peer``'s names in ``state`` (ordered by original, name), of ``original``
+    (by name), or the one called ``name``."""
+    if name is not None:
+        sql, params = "name = ?", (peer, name)
+    elif original is not None:
+        sql, params = "original = ? ORDER BY name", (peer, original)
+    else:
+        sql, params = "state = ? ORDER BY original, name", (peer, str(state))
+    rows = conn.execute(f"SELECT {COLUMNS} FROM published WHERE peer = ? AND {sql}", params)
+    return [entry(r) for r in rows.fetchall()]
+
+
+def select_listing(conn: sqlite3.Connection, peer: str, state: str) -> list[tuple[str, str, int]]:
+    """(name, file_type, size) of ``peer``'s names in ``state``, by original then name."""
+    return conn.execute(
+        "SELECT name, file_type, size FROM published WHERE peer = ? AND state = ? "
+        "ORDER BY original, name",
+        (peer, str(state)),
+    ).fetchall()
+
+
+def select_originals_before(conn: sqlite3.Connection, peer: str, cutoff: datetime) -> list[str]:
+    """Originals still ``published`` whose publication is older than ``cutoff``."""
+    rows = conn.execute(
+        "SELECT DISTINCT original FROM published "
+        "WHERE peer = ? AND state = 'published' AND published_at < ? ORDER BY original",
+        (peer, to_text(cutoff)),
+    ).fetchall()
+    return [r[0] for r in rows]

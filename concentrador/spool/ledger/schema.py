@@ -88,6 +88,33 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX received_type_time ON received (file_type, received_at)",
         ],
     ),
+    (
+        5,
+        [
+            # IEC 62325-504 message codes (codes.py): every published row gets
+            # the next number of one global sequence when it is recorded. The
+            # sequence is a counter row, not MAX(code) + 1 nor a rowid, so a
+            # code is never given twice even after its row is deleted, and it
+            # survives restarts (SQLite AUTOINCREMENT semantics in plain SQL;
+            # a PostgreSQL port may use a SEQUENCE instead).
+            "ALTER TABLE published ADD COLUMN code INTEGER",
+            # Backfill in publication order (ties by peer, name). UPDATE ... FROM
+            # and ROW_NUMBER() are plain SQL (SQLite >= 3.33, PostgreSQL).
+            "UPDATE published SET code = numbered.code FROM (SELECT peer, name,"
+            " ROW_NUMBER() OVER (ORDER BY published_at, peer, name) AS code"
+            " FROM published) AS numbered"
+            " WHERE numbered.peer = published.peer AND numbered.name = published.name",
+            "CREATE TABLE sequences (name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL)",
+            "INSERT INTO sequences (name, value)"
+            " SELECT 'message_code', COALESCE(MAX(code), 0) FROM published",
+            "CREATE UNIQUE INDEX published_code ON published (code)",
+            # list "after code N" of one peer's published files: an index range scan.
+            "CREATE INDEX published_peer_code ON published (peer, state, code)",
+            # A 504 client's cursor: the last code of a peer stored durably here.
+            "CREATE TABLE iec_cursor (peer TEXT NOT NULL PRIMARY KEY, code INTEGER NOT NULL,"
+            " updated_at TEXT NOT NULL)",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

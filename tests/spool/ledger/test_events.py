@@ -227,7 +227,7 @@ def test_search_of_100000_rows_uses_indexes(ledger: Ledger) -> None:
         for i in range(40_000)
     ]  # fmt: skip
     with ledger._transaction() as conn:
-        conn.executemany("INSERT INTO published VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)", sent)
+        conn.executemany("INSERT INTO published VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)", sent)
         conn.executemany("INSERT INTO received VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", received)
         conn.execute("ANALYZE")
     page = ledger.search_files(peer="P1", state="published", limit=20)
