@@ -4,7 +4,9 @@
 # quick when everything is already there.
 #   $1 = "run"  -> what the daemon needs (python3-venv)
 #   $1 = "test" -> plus what the test suite needs (Java 17, Apache Axis 1.4,
-#                  lbzip2, openssl, chromium for the console's browser test)
+#                  lbzip2, openssl, chromium for the console's browser test,
+#                  postgresql and haproxy for tests/scaleout/, xmlsec1 for
+#                  the IEC 62325-504 signature interop tests)
 set -euo pipefail
 mode="${1:-run}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,7 +14,11 @@ cd "$root"
 
 pkgs=(python3 python3-venv python3-pip)
 if [ "$mode" = "test" ]; then
-  pkgs+=(default-jdk-headless libaxis-java libactivation-java libmail-java lbzip2 openssl curl chromium)
+  pkgs+=(default-jdk-headless libaxis-java libactivation-java libmail-java lbzip2 openssl curl chromium postgresql haproxy)
+  # xmlsec1: an independent XMLDSig implementation for the 504 signature interop tests.
+  pkgs+=(xmlsec1)
+  # The JAX-WS RI: our own Java 504 server (tests/interop/iec62325/) and REE's eemws client.
+  pkgs+=(libjaxws-java libjaxws-api-java libjaxb-java libjaxb-api-java libgeronimo-ejb-3.2-spec-java)
 fi
 
 missing=()

@@ -20,6 +20,16 @@ the noise into one call per settled file:
 The watcher is an accelerator, not the source of truth: the daemon still
 sweeps on a schedule, so an event missed (overflowed inotify queue, files
 that were there before start-up) only delays work.
+
+``polling=True`` swaps inotify for watchdog's ``PollingObserver``, which
+lists and stats the watched folders every ``poll_interval`` seconds. That is
+the mode for a spool shared between hosts (NFS, CephFS): inotify only sees
+changes made through the local kernel, so a file another replica (or the
+producer on another host) renames into the outbox is never reported by it.
+Polling sees every host's changes, at the cost of a directory listing per
+interval (``docs/deploy.md``, "Scale-out"). The debouncing above applies
+unchanged: a poll reports a file being written as created, then modified,
+exactly like inotify, only later.
 """
 
 from __future__ import annotations
@@ -34,15 +44,19 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
 
 from concentrador.spool.layout import PeerSpool, Spool, SpoolState, is_temp_name
 
-__all__ = ["ARRIVAL_DEBOUNCE", "SpoolWatcher"]
+__all__ = ["ARRIVAL_DEBOUNCE", "DEFAULT_POLL_INTERVAL", "SpoolWatcher"]
 
 log = logging.getLogger(__name__)
 
 ARRIVAL_DEBOUNCE = 0.05
 """Seconds an outbox arrival waits: one callback for a batch renamed in at once."""
+
+DEFAULT_POLL_INTERVAL = 1.0
+"""Seconds between two listings of the watched folders when ``polling=True``."""
 
 Callback = Callable[[str, Path], None]
 
@@ -71,7 +85,12 @@ class _Handler(FileSystemEventHandler):
 
 
 class SpoolWatcher:
-    """Calls ``on_outbox(peer, path)`` / ``on_partial(peer, path)`` for settled files."""
+    """Calls ``on_outbox(peer, path)`` / ``on_partial(peer, path)`` for settled files.
+
+    ``polling``: list the folders every ``poll_interval`` seconds instead of
+    using inotify; needed when other hosts write into the spool (a shared
+    NFS/CephFS spool), whose changes inotify never reports.
+    """
 
     def __init__(
         self,
@@ -81,11 +100,19 @@ class SpoolWatcher:
         on_partial: Callback,
         *,
         debounce: float = 2.0,
+        polling: bool = False,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> None:
+        if not poll_interval > 0:  # also refuses NaN
+            raise ValueError(
+                f"SpoolWatcher poll_interval must be > 0 seconds, got {poll_interval!r}"
+            )
         self.spool = spool
         self.peers: list[PeerSpool] = [spool.peer(p) for p in peers]
         self._callbacks = {SpoolState.OUTBOX: on_outbox, SpoolState.PARTIAL: on_partial}
         self.debounce = debounce
+        self.polling = polling
+        self.poll_interval = poll_interval
         # path -> (peer, kind, deadline, (size, mtime) seen at the last event)
         self._pending: dict[Path, tuple[str, SpoolState, float, tuple[int, int] | None]] = {}
         self._cond = threading.Condition()
@@ -97,7 +124,9 @@ class SpoolWatcher:
         if self._thread is not None:
             raise RuntimeError("SpoolWatcher already started")
         self._stopping = False
-        observer = Observer()
+        observer: BaseObserver = (
+            PollingObserver(timeout=self.poll_interval) if self.polling else Observer()
+        )
         for peer in self.peers:
             peer.ensure()
             outbox, partial = peer.dir(SpoolState.OUTBOX), peer.dir(SpoolState.PARTIAL)

@@ -143,3 +143,77 @@ def test_file_renamed_into_the_outbox_is_handed_over_at_once(spool: Spool, tmp_p
         assert calls.event.wait(4.0)
         assert time.monotonic() - started < 1.0
     assert calls.items == [("A", box / "CUR" / "F1_0086.txt")]
+
+
+# -- polling (a spool shared between hosts: inotify never sees their changes) --
+
+POLL = 0.1
+
+
+@pytest.fixture
+def no_inotify(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Polling mode must not start the inotify observer at all."""
+
+    def refuse() -> None:
+        raise AssertionError("the polling watcher started an inotify observer")
+
+    monkeypatch.setattr("concentrador.spool.watcher.Observer", refuse)
+
+
+@pytest.mark.usefixtures("no_inotify")
+def test_polling_watcher_sees_a_rename_into_the_outbox(spool: Spool, tmp_path: Path) -> None:
+    box = spool.peer("A").dir("outbox")
+    (box / "CUR").mkdir()
+    source = tmp_path / "written-elsewhere"
+    source.write_bytes(b"1;2;3\n" * 1000)
+    calls, partial = Calls(), Calls()
+    watcher = SpoolWatcher(
+        spool, ["A", "B"], calls, partial, debounce=DEBOUNCE, polling=True, poll_interval=POLL
+    )
+    with watcher:
+        time.sleep(2 * POLL)  # the first listing is the baseline: the rename must be a change
+        os.rename(source, box / "CUR" / "F1_0086.txt")
+        assert calls.event.wait(5.0)
+        time.sleep(5 * POLL)  # later polls must not hand the same file over again
+    assert calls.items == [("A", box / "CUR" / "F1_0086.txt")]
+    assert partial.items == []
+
+
+@pytest.mark.usefixtures("no_inotify")
+def test_polling_watcher_follows_a_temp_name_renamed_in_place(spool: Spool) -> None:
+    """How a producer on another host drops a file: write ``.name.tmp``, then rename."""
+    box = spool.peer("B").dir("outbox")
+    calls = Calls()
+    with SpoolWatcher(
+        spool, ["B"], calls, Calls(), debounce=DEBOUNCE, polling=True, poll_interval=POLL
+    ):
+        (box / ".P1_0086.bz2.tmp").write_bytes(b"BZh9" + b"x" * 500)
+        time.sleep(3 * POLL)  # the temp name is seen by a poll (and ignored)
+        assert calls.items == []
+        os.rename(box / ".P1_0086.bz2.tmp", box / "P1_0086.bz2")
+        assert calls.event.wait(5.0)
+        time.sleep(5 * POLL)
+    assert calls.items == [("B", box / "P1_0086.bz2")]
+
+
+@pytest.mark.usefixtures("no_inotify")
+def test_polling_watcher_hands_over_blocks_copied_into_partial(spool: Spool) -> None:
+    partial_dir = spool.peer("A").dir("partial")
+    partial = Calls()
+    with SpoolWatcher(
+        spool, ["A"], Calls(), partial, debounce=DEBOUNCE, polling=True, poll_interval=POLL
+    ):
+        (partial_dir / "F1.bz2.1_2").write_bytes(b"a" * 100)
+        (partial_dir / "F1.bz2.2_2").write_bytes(b"b" * 100)
+        assert wait_for(lambda: len(partial.items) >= 2, timeout=5.0)
+        time.sleep(5 * POLL)
+    assert sorted(partial.items) == [
+        ("A", partial_dir / "F1.bz2.1_2"),
+        ("A", partial_dir / "F1.bz2.2_2"),
+    ]
+
+
+@pytest.mark.parametrize("interval", [0.0, -1.0, float("nan")])
+def test_poll_interval_must_be_positive(spool: Spool, interval: float) -> None:
+    with pytest.raises(ValueError, match="poll_interval must be > 0"):
+        SpoolWatcher(spool, ["A"], Calls(), Calls(), polling=True, poll_interval=interval)
