@@ -45,8 +45,9 @@ from concentrador.protocol import (
     read_request,
     render_wsdl,
 )
+from concentrador.protocol.iec62325.wsdl import render_504_wsdl
 from concentrador.server import metering
-from concentrador.server.body import IncomingDime, read_plain_body
+from concentrador.server.body import IncomingDime
 from concentrador.server.identity import (
     AuthenticationError,
     check_header_id,
@@ -54,8 +55,11 @@ from concentrador.server.identity import (
     peer_from_certificate,
     peer_from_header,
 )
+from concentrador.server.iec62325.address import public_url_504
+from concentrador.server.iec62325.handler import serve_504
+from concentrador.server.iec62325.peek import BodySource, is_504_message, read_or_peek
 from concentrador.server.operations.confirmacion import confirm_reception
-from concentrador.server.operations.enviar import ReceiveContext, receive_file
+from concentrador.server.operations.enviar import receive_context, receive_file
 from concentrador.server.operations.fecha_hora import current_time
 from concentrador.server.operations.informacion import published_listing
 from concentrador.server.operations.recoger import FileNotPublished, open_published_file
@@ -68,8 +72,6 @@ from concentrador.server.responses import (
 )
 from concentrador.server.service_address import service_address
 from concentrador.server.state import ServerState
-from concentrador.spool.inbound.store import InboundStore
-from concentrador.spool.layout import PeerSpool
 
 __all__ = ["STATE_KEY", "build_app", "wait_for_background"]
 
@@ -110,9 +112,12 @@ async def handle_get(request: web.Request) -> web.StreamResponse:
     if not any(key.lower() == "wsdl" for key in request.query):
         raise web.HTTPNotFound(text="CPCSCC endpoint: POST SOAP requests here, or GET ?wsdl\n")
     state = request.app[STATE_KEY]
-    location = service_address(request, state.config.server.public_url)
+    server = state.config.server
+    iec62325 = request.path == server.iec62325_path
+    public_url = public_url_504(server) if iec62325 else server.public_url
+    location = service_address(request, public_url)
     try:
-        wsdl = render_wsdl(location)
+        wsdl = render_504_wsdl(location) if iec62325 else render_wsdl(location)
     except ProtocolError as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from None
     return web.Response(body=wsdl, headers={"Content-Type": "text/xml; charset=utf-8"})
@@ -126,6 +131,8 @@ async def handle_post(request: web.Request) -> web.StreamResponse:
     # Until the envelope is parsed, answer in the version the Content-Type says.
     version = SoapVersion.from_content_type(request.headers.get("Content-Type")) or SOAP11
     try:
+        if request.path == state.config.server.iec62325_path:
+            return await _iec62325(request, state, BodySource(request), version)
         peer: PeerConfig | None = None
         if not state.insecure_http:
             # Before reading the body: a stranger gets nothing parsed or stored.
@@ -137,9 +144,14 @@ async def handle_post(request: web.Request) -> web.StreamResponse:
             version = envelope.version
             peer = _authenticate(state, peer, envelope)
             return await _dime_request(request, state, peer, envelope, incoming)
-        body = await read_plain_body(request, state.max_envelope)
+        body, source = await read_or_peek(request, state.max_envelope)
+        if source is not None:  # a big 504 request (a put) at a v2.3 path
+            return await _iec62325(request, state, source, version)
+        assert body is not None
         envelope = parse_envelope(body, max_size=state.max_envelope)
         version = envelope.version
+        if is_504_message(envelope):
+            return await _iec62325(request, state, BodySource(request, [body]), version)
         peer = _authenticate(state, peer, envelope)
         operation, message = read_request(
             envelope, request.headers.get("SOAPAction"), has_attachment=False
@@ -175,9 +187,34 @@ def _authenticate(state: ServerState, peer: PeerConfig | None, envelope: Envelop
     if envelope.must_understand:
         raise _MustUnderstand(envelope.must_understand)
     if peer is None:
-        return peer_from_header(state.config, envelope.concentrador_id)
-    check_header_id(peer, envelope.concentrador_id)
+        peer = peer_from_header(state.config, envelope.concentrador_id)
+    else:
+        check_header_id(peer, envelope.concentrador_id)
+    if peer.iec62325:
+        raise _WrongProfile(peer, state.config.server.iec62325_path)
     return peer
+
+
+async def _iec62325(
+    request: web.Request, state: ServerState, source: BodySource, version: SoapVersion
+) -> web.StreamResponse:
+    def rebuild_later(peer: PeerConfig, original: str) -> None:
+        _rebuild_later(request.app, state, peer, original)
+
+    return await serve_504(request, state, source, version, rebuild_later)
+
+
+class _WrongProfile(ProtocolError):
+    """A peer configured for IEC 62325-504 called a CPCSCC v2.3 operation."""
+
+    fault_code = FaultCode.CLIENT
+    fault_from_body = True
+
+    def __init__(self, peer: PeerConfig, path: str) -> None:
+        super().__init__(
+            f"this concentrator speaks IEC 62325-504 (CPCSCC v3.0) with {peer.id}, "
+            f"not CPCSCC v2.3: send RequestMessages to {path}"
+        )
 
 
 class _MustUnderstand(ProtocolError):
@@ -205,14 +242,7 @@ async def _dime_request(
         await incoming.finish()
         return await _run(request, state, peer, envelope.version, operation, message)
     assert isinstance(message, EnviarFichero)
-    peer_spool = state.peer_spool(peer)
-    window = peer.load_window
-    context = ReceiveContext(
-        peer=peer,
-        store=_inbound_store(state, peer_spool, peer, request.remote),
-        classifier=state.classifier,
-        outside_window=window is not None and not window.contains(state.local_now().time()),
-    )
+    context = receive_context(state, peer, request.remote)
     outcome = await receive_file(context, message.fichero, incoming)
     if outcome.block_original is not None:
         _rebuild_later(request.app, state, peer, outcome.block_original)
@@ -300,14 +330,6 @@ def _listing(
 ) -> bytes:
     rows = published_listing(state.ledger, peer_id, remote=remote)
     return listing_envelope(message, rows, version)
-
-
-def _inbound_store(
-    state: ServerState, peer_spool: PeerSpool, peer: PeerConfig, remote: str | None
-) -> InboundStore:
-    if state.inbound_store is not None:
-        return state.inbound_store(peer_spool, peer)
-    return InboundStore(peer_spool, state.ledger, decompress=peer.decompress, remote=remote)
 
 
 def _rebuild_later(

@@ -13,11 +13,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from concentrador.protocol import DEFAULT_MAX_ENVELOPE, DimeLimits, TypeClassifier
+from concentrador.server.iec62325.signing import load_signing_key
 from concentrador.spool.inbound.rebuilds import LocalRebuilds, RebuildSet
 from concentrador.spool.layout import PeerSpool, Spool
 
 if TYPE_CHECKING:
-    from concentrador.config.model import Config, PeerConfig
+    from concentrador.config.model import Config, PeerConfig, SigningConfig
+    from concentrador.protocol.iec62325.signature import SigningKey
     from concentrador.spool.inbound.store import InboundStore
     from concentrador.spool.ledger import Ledger
 
@@ -61,6 +63,8 @@ class ServerState:
     read_piece: int = READ_PIECE
     # One PeerSpool per peer, not one per request (its paths cost ~2 % of a small file's CPU).
     _peer_spools: dict[str, PeerSpool] = field(default_factory=dict, init=False, repr=False)
+    # The 504 signing key and the [signing] section it was loaded from.
+    _signing: tuple[SigningConfig, SigningKey] | None = field(default=None, init=False, repr=False)
 
     @property
     def insecure_http(self) -> bool:
@@ -84,3 +88,17 @@ class ServerState:
                 self.spool, self.ledger, lambda other_id: self.config.peer_by_id(other_id)
             )
         return self.rebuild(peer_id, original)
+
+    def signing_key(self) -> SigningKey | None:
+        """Our IEC 62325-504 signing key (``Config.signing``), None when there is none.
+
+        Loaded once per configuration: a SIGHUP reload swaps ``config`` and the
+        next call loads the new section's files. Raises ``SigningKeyError``.
+        """
+        signing = self.config.signing
+        if signing is None:
+            return None
+        cached = self._signing
+        if cached is None or cached[0] is not signing:
+            cached = self._signing = (signing, load_signing_key(signing))
+        return cached[1]

@@ -45,13 +45,25 @@ from concentrador.protocol import (
     parse_block_name,
     participant_code,
 )
+from concentrador.spool.inbound.store import InboundStore
 
 if TYPE_CHECKING:
     from concentrador.config.model import PeerConfig
     from concentrador.server.body import IncomingDime
-    from concentrador.spool.inbound.store import InboundStore, InboundWriter
+    from concentrador.server.state import ServerState
+    from concentrador.spool.inbound.store import InboundWriter
 
-__all__ = ["BATCH_BYTES", "ReceiveContext", "ReceiveOutcome", "receive_file"]
+__all__ = [
+    "BATCH_BYTES",
+    "Admission",
+    "ReceiveContext",
+    "ReceiveOutcome",
+    "admit",
+    "receive_context",
+    "receive_file",
+    "refusal",
+    "store_received",
+]
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +123,56 @@ class _HashingSink:
 
 @dataclass
 class ReceiveContext:
-    """What one enviarFichero needs to know about its peer and our spool."""
+    """What one received file (enviarFichero or a 504 put) needs to know about
+    its peer and our spool."""
 
     peer: PeerConfig
     store: InboundStore
     classifier: TypeClassifier
     outside_window: bool
+
+
+def receive_context(state: ServerState, peer: PeerConfig, remote: str | None) -> ReceiveContext:
+    """The context of a file ``peer`` is sending now (load window read from the clock)."""
+    peer_spool = state.peer_spool(peer)
+    if state.inbound_store is not None:
+        store = state.inbound_store(peer_spool, peer)
+    else:
+        store = InboundStore(peer_spool, state.ledger, decompress=peer.decompress, remote=remote)
+    window = peer.load_window
+    return ReceiveContext(
+        peer=peer,
+        store=store,
+        classifier=state.classifier,
+        outside_window=window is not None and not window.contains(state.local_now().time()),
+    )
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The checks that depend on the name alone (2, 4 and 5 of the order).
+
+    Known before the first byte: a file that will be refused is never
+    written to disk. Shared by both profiles (enviarFichero, 504 put).
+    """
+
+    name_ok: bool
+    participant_ok: bool
+    type_ok: bool
+
+    @property
+    def storable(self) -> bool:
+        return self.name_ok and self.participant_ok and self.type_ok
+
+
+def admit(context: ReceiveContext, name: str) -> Admission:
+    """Checks 2, 4 and 5 for ``name``, sent by ``context.peer``."""
+    peer = context.peer
+    return Admission(
+        name_ok=is_valid_peer_filename(name),
+        participant_ok=peer.may_send_participant(participant_code(name)),
+        type_ok=peer.may_send_type(context.classifier.classify(name)),
+    )
 
 
 @dataclass(frozen=True)
@@ -171,13 +227,11 @@ async def receive_file(
     """
     peer = context.peer
     name = fichero.nombre
-    name_ok = is_valid_peer_filename(name)
-    participant_ok = peer.may_send_participant(participant_code(name))
-    type_ok = peer.may_send_type(context.classifier.classify(name))
+    admission = admit(context, name)
 
     sink: _Sink
     open_failure: OSError | None = None
-    if name_ok and participant_ok and type_ok:
+    if admission.storable:
         try:
             writer = await asyncio.to_thread(
                 context.store.open, name, manual=context.outside_window
@@ -187,7 +241,7 @@ async def receive_file(
             open_failure = exc
             sink = _HashingSink(hashing=True)
     else:
-        sink = _HashingSink(hashing=name_ok)
+        sink = _HashingSink(hashing=admission.name_ok)
 
     try:
         write_failure = await _stream_into(sink, incoming.attachment())
@@ -205,7 +259,7 @@ async def receive_file(
     # After a failed write the writer's MD5 covers only part of the file;
     # the answer is then 2 (retryable, like 1) whatever the checksum was.
     md5 = None if write_failure is not None else sink.md5
-    result = _check(context, fichero, md5, name_ok, participant_ok, type_ok)
+    result = refusal(context, name, admission, fichero, md5)
     if result is not None:
         sink.abort()
         return ReceiveOutcome(result)
@@ -214,45 +268,65 @@ async def receive_file(
         log.error("%s: could not store %s: %s", peer.id, name, failure)
         sink.abort()
         return ReceiveOutcome(PushResult.GENERIC_ERROR)
+    return await store_received(context, sink.writer, name)
+
+
+async def store_received(
+    context: ReceiveContext, writer: InboundWriter, name: str
+) -> ReceiveOutcome:
+    """Step 6 on: commit what ``writer`` received (it passed :func:`refusal`).
+
+    The answer is code 6 outside the load window, else 0; a stored block
+    names its original, to be rebuilt by the caller's scheduler.
+    """
     try:
-        stored = await asyncio.to_thread(context.store.commit, sink.writer, name)
+        stored = await asyncio.to_thread(context.store.commit, writer, name)
     except OSError as exc:
-        log.error("%s: could not store %s: %s", peer.id, name, exc)
-        sink.abort()
+        log.error("%s: could not store %s: %s", context.peer.id, name, exc)
+        writer.abort()
         return ReceiveOutcome(PushResult.GENERIC_ERROR)
     block = parse_block_name(name)
-    log.info("%s: received %s (%d bytes) into %s", peer.id, name, sink.size, stored.parent.name)
+    log.info(
+        "%s: received %s (%d bytes) into %s",
+        context.peer.id,
+        name,
+        writer.size,
+        stored.parent.name,
+    )
     result = PushResult.OUTSIDE_LOAD_WINDOW if context.outside_window else PushResult.STORED
     return ReceiveOutcome(result, block.original if block is not None else None)
 
 
-def _check(
+def refusal(
     context: ReceiveContext,
-    fichero: Fichero,
+    name: str,
+    admission: Admission,
+    announced: Fichero | None,
     md5: str | None,
-    name_ok: bool,
-    participant_ok: bool,
-    type_ok: bool,
 ) -> PushResult | None:
-    """Checks 2-5 of the §4.5 order, once the size is known to be fine."""
+    """Checks 2-5 of the §4.5 order, once the size is known to be fine.
+
+    ``announced`` carries the checksum the peer gave (a 504 put may give
+    none: check 3 is then skipped); ``md5`` is what was received (``None``
+    when it is unknown, e.g. after a failed write).
+    """
     peer_id = context.peer.id
-    name = fichero.nombre
-    if not name_ok:
+    if not admission.name_ok:
         log.warning("%s pushed a file with an unsafe name %s", peer_id, ascii(name[:80]))
         return PushResult.GENERIC_ERROR
-    if md5 is not None and not fichero.matches(md5):
+    if announced is not None and md5 is not None and not announced.matches(md5):
         log.warning(
             "%s: checksum mismatch for %s: announced %s, received %s",
             peer_id,
             name,
-            fichero.checksum[:64],
+            announced.checksum[:64],
             md5,
         )
         return PushResult.CHECKSUM_MISMATCH
-    if not participant_ok:
+    if not admission.participant_ok:
         log.warning("%s may not send participant %s (%s)", peer_id, participant_code(name), name)
         return PushResult.PARTICIPANT_NOT_ALLOWED
-    if not type_ok:
+    if not admission.type_ok:
         log.warning(
             "%s may not send type %s (%s)", peer_id, context.classifier.classify(name), name
         )
