@@ -60,7 +60,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def write_config(work: Path, pki: Path, port: int) -> Path:
+def write_config(work: Path, pki: Path, port: int, extra: str = "") -> Path:
+    """The daemon's config: CREC a v2.3 peer; ``extra`` TOML (more tables) appended."""
     path = work / "concentrador.toml"
     path.write_text(
         f'[node]\nid = "0086"\nspool = "{work / "spool"}"\n\n'
@@ -70,34 +71,48 @@ def write_config(work: Path, pki: Path, port: int) -> Path:
         '[admin]\nlisten = "127.0.0.1:0"\n\n'
         f'[[peers]]\nid = "{PEER}"\n'
         f'dn = ["CN=crec-client-1,CN=CREC,OU=Concentradores,O=REE,C=es"]\n'
+        f"{extra}"
     )
     return path
 
 
-def publish_directly(spool_root: Path) -> list[str]:
-    """Write published files and their ledger rows without the publisher."""
+def publish_directly(
+    spool_root: Path,
+    peers: tuple[str, ...] = (PEER,),
+    *,
+    big_files: int = BIG_FILES,
+    big_size: int = BLOCK,
+    listing_files: int = LISTING_FILES,
+) -> list[str]:
+    """Write published files and their ledger rows without the publisher.
+
+    Every peer in ``peers`` gets the same bytes under the same names (so two
+    profiles can be compared on the same files); the big names are returned.
+    """
     spool = Spool(spool_root)
-    spool.ensure([PEER])
-    published = spool.peer(PEER).dir(SpoolState.PUBLISHED)
+    spool.ensure(list(peers))
     now = datetime.now(UTC)
     entries = []
     big_names = []
-    for i in range(BIG_FILES):
+    big = []
+    for i in range(big_files):
         name = f"F1_0086_2024010{i}_2024010{i + 1}.0.bz2"
-        data = os.urandom(BLOCK)  # incompressible: as large on the wire as on disk
-        (published / name).write_bytes(data)
-        md5 = hashlib.md5(data).hexdigest()
-        entries.append(PublishedEntry(PEER, name, name, "CUR", BLOCK, md5, now))
+        data = os.urandom(big_size)  # incompressible: as large on the wire as on disk
+        big.append((name, data, hashlib.md5(data).hexdigest()))
         big_names.append(name)
     small = b"BZh9" + b"\0" * 2044
     small_md5 = hashlib.md5(small).hexdigest()
     types = ["CUR", "INC", "TAR", "MAG", "OBJ"]
-    for i in range(LISTING_FILES):
-        name = f"P1_0086_{i:05d}.0.bz2"
-        (published / name).write_bytes(small)
-        entries.append(
-            PublishedEntry(PEER, name, name, types[i % len(types)], len(small), small_md5, now)
-        )
+    for peer in peers:
+        published = spool.peer(peer).dir(SpoolState.PUBLISHED)
+        for name, data, md5 in big:
+            (published / name).write_bytes(data)
+            entries.append(PublishedEntry(peer, name, name, "CUR", big_size, md5, now))
+        for i in range(listing_files):
+            name = f"P1_0086_{i:05d}.0.bz2"
+            (published / name).write_bytes(small)
+            file_type = types[i % len(types)]
+            entries.append(PublishedEntry(peer, name, name, file_type, len(small), small_md5, now))
     with Ledger(spool.ledger_path) as ledger:
         ledger.record_published(entries)
     return big_names
@@ -155,7 +170,8 @@ def start_nginx(work: Path, pki: Path, port: int, docroot: Path) -> subprocess.P
     raise SystemExit(f"nginx did not start; see {work}/nginx-error.log")
 
 
-def curl_base(pki: Path) -> list[str]:
+def curl_base(pki: Path, peer: str = PEER) -> list[str]:
+    """curl with mutual TLS as ``peer``'s dev client certificate."""
     return [
         "curl",
         "--silent",
@@ -163,9 +179,9 @@ def curl_base(pki: Path) -> list[str]:
         "--cacert",
         str(pki / "ca.pem"),
         "--cert",
-        str(pki / "CREC-client.pem"),
+        str(pki / f"{peer}-client.pem"),
         "--key",
-        str(pki / "CREC-client.key"),
+        str(pki / f"{peer}-client.key"),
     ]
 
 
@@ -185,9 +201,12 @@ def curl_post_args(envelope: Path) -> list[str]:
     ]
 
 
-def run_curl(args: list[str], urls: list[str]) -> tuple[float, list[tuple[int, int, float]]]:
-    """Wall time and (status, bytes, seconds) per transfer of one curl invocation."""
-    write_out = "%{http_code} %{size_download} %{time_total} %{num_connects}\\n"
+def curl_transfers(
+    args: list[str], urls: list[str], variables: tuple[str, ...]
+) -> tuple[float, list[list[str]]]:
+    """Wall time of one curl invocation and, per transfer, curl's ``variables``
+    (``--write-out`` names, e.g. ``time_starttransfer``), as text."""
+    write_out = " ".join(f"%{{{name}}}" for name in (*variables, "num_connects")) + "\\n"
     started = time.perf_counter()
     out = subprocess.run(
         [*args, "--write-out", write_out, *to_null(urls)],
@@ -196,15 +215,17 @@ def run_curl(args: list[str], urls: list[str]) -> tuple[float, list[tuple[int, i
         check=True,
     ).stdout
     wall = time.perf_counter() - started
-    rows = []
-    connects = 0
-    for line in out.strip().splitlines():
-        code, size, seconds, connects_here = line.split()
-        connects += int(connects_here)
-        rows.append((int(code), int(size), float(seconds)))
+    rows = [line.split() for line in out.strip().splitlines()]
+    connects = sum(int(row.pop()) for row in rows)
     if connects != 1:
         raise SystemExit(f"curl opened {connects} connections, expected 1 (keep-alive)")
     return wall, rows
+
+
+def run_curl(args: list[str], urls: list[str]) -> tuple[float, list[tuple[int, int, float]]]:
+    """Wall time and (status, bytes, seconds) per transfer of one curl invocation."""
+    wall, rows = curl_transfers(args, urls, ("http_code", "size_download", "time_total"))
+    return wall, [(int(code), int(size), float(seconds)) for code, size, seconds in rows]
 
 
 def throughput(pki: Path, work: Path, port: int, nginx_port: int, name: str, n: int) -> dict:

@@ -20,6 +20,7 @@ from typing import TextIO, TypeVar
 from concentrador.cli.errors import CommandFailed
 from concentrador.client.collect import clock_offset_seconds
 from concentrador.client.errors import ClientError
+from concentrador.client.iec62325 import Iec62325Session
 from concentrador.client.progress import Progress, progress_for
 from concentrador.client.runner import ClientRunner
 from concentrador.client.session import PeerSession
@@ -31,6 +32,7 @@ from concentrador.spool.layout import Spool
 from concentrador.spool.ledger import Ledger
 from concentrador.spool.outbound.compress import detect_compressor
 from concentrador.spool.outbound.publisher import Publisher
+from concentrador.spool.workdirs import spool_for
 
 __all__ = ["collect", "ls", "push", "republish_file", "retry", "review", "time"]
 
@@ -51,7 +53,7 @@ def _peer(config: Config, args: argparse.Namespace, *, needs_url: bool = True) -
 def _ledger(config: Config) -> Ledger:
     spool = Spool(config.node.spool)
     spool.ensure()
-    return Ledger(spool.ledger_path, classifier=config.type_classifier())
+    return Ledger(spool.ledger_path, url=config.ledger.url, classifier=config.type_classifier())
 
 
 def _run(work: Callable[[], Coroutine[object, None, T]]) -> T:
@@ -77,7 +79,9 @@ def collect(config: Config, args: argparse.Namespace, *, out: TextIO | None = No
     with _ledger(config) as ledger:
         # No daemon scheduling rebuilds here: the collected sets are rebuilt
         # in this process (under the same peer lock, so a daemon never races it).
-        rebuild = LocalRebuilds(Spool(config.node.spool), ledger, config.peer_by_id)
+        rebuild = LocalRebuilds(
+            spool_for(config), ledger, config.peer_by_id, ledger_url=config.ledger.url
+        )
         runner = ClientRunner(config, ledger, rebuild=rebuild)
         summary = _run_with_progress(lambda progress: runner.collect(peer.id, progress=progress))
     print(f"{peer.id}: {summary.line()}", file=out)
@@ -115,11 +119,50 @@ def _publish_outbox(config: Config, peer: PeerConfig, ledger: Ledger) -> int:
         return len(publisher.publish_pending())
 
 
+def _iec_session(config: Config, peer: PeerConfig) -> Iec62325Session:
+    """A 504 session for a one-shot command; a config problem is one line."""
+    work_dir = spool_for(config).peer(peer.id).ensure().work_dir
+    try:
+        return Iec62325Session.open(config, peer, work_dir)
+    except ValueError as exc:
+        raise CommandFailed(f"{peer.id}: {exc}") from None
+
+
+def _iec_ls(config: Config, peer: PeerConfig, types: tuple[str, ...], out: TextIO) -> int:
+    """The 504 ``list`` of ``peer`` (everything it still lists) as a table."""
+
+    async def listing() -> list[tuple[int, str, str, str]]:
+        async with _iec_session(config, peer) as session:
+            entries = await session.list_messages(0)
+        return [
+            (
+                e.code,
+                e.type,
+                e.server_timestamp.isoformat(timespec="seconds"),
+                e.message_identification,
+            )
+            for e in entries
+            if "TOD" in types or e.type in types
+        ]
+
+    rows = _run(listing)
+    print(f"{'CODE':>10} {'TYPE':<8} {'SERVER TIME':<25}  IDENTIFICATION", file=out)
+    for code, tipo, when, name in rows:
+        shown = name if name.isprintable() else ascii(name)
+        tipo = tipo if tipo.isprintable() else ascii(tipo)
+        print(f"{code:>10} {tipo:<8} {when:<25}  {shown}", file=out)
+    print(f"{len(rows)} message(s)", file=out)
+    return 0
+
+
 def ls(config: Config, args: argparse.Namespace, *, out: TextIO | None = None) -> int:
-    """informacionDisponible of ``args.peer`` as a table (TYPE, SIZE KB, NAME)."""
+    """informacionDisponible of ``args.peer`` as a table (TYPE, SIZE KB, NAME);
+    for an IEC 62325-504 peer its ``list`` (CODE, TYPE, SERVER TIME, IDENTIFICATION)."""
     peer = _peer(config, args)
     out = out or sys.stdout
     types = tuple(getattr(args, "types", None) or peer.collect_types)
+    if peer.iec62325:
+        return _iec_ls(config, peer, types, out)
 
     async def listing() -> list[tuple[str, int, str]]:
         async with PeerSession.open(config, peer) as session:
@@ -143,13 +186,22 @@ def time(config: Config, args: argparse.Namespace, *, out: TextIO | None = None)
     zone = config.node.timezone
 
     async def ask() -> tuple[datetime, datetime, datetime]:
+        if peer.iec62325:  # query serverTimestamp: an aware UTC time
+            async with _iec_session(config, peer) as iec:
+                sent = datetime.now(UTC)
+                peer_time = await iec.server_time()
+                return peer_time, sent, datetime.now(UTC)
         async with PeerSession.open(config, peer) as session:
             sent = datetime.now(UTC)
             peer_time = await session.peticion_fecha_hora()
             return peer_time, sent, datetime.now(UTC)
 
     peer_time, sent, received = _run(ask)
-    offset = clock_offset_seconds(peer_time, sent, received, zone)
+    if peer_time.tzinfo is not None:
+        offset = (peer_time - (sent + (received - sent) / 2)).total_seconds()
+        peer_time = peer_time.astimezone(zone)
+    else:
+        offset = clock_offset_seconds(peer_time, sent, received, zone)
     ours = received.astimezone(zone)
     print(f"{peer.id}: {format_wire_datetime(peer_time)}", file=out)
     print(f"ours: {format_wire_datetime(ours)} ({zone.key})", file=out)

@@ -111,7 +111,7 @@ class Collector(PeerCycle):
         self.store = InboundStore(peer_spool, ledger, decompress=peer.decompress)
         # Who rebuilds a fetched block set; by default right here, in a worker thread.
         self.rebuild: RebuildSet = rebuild or LocalRebuilds(
-            Spool(peer_spool.root), ledger, {peer.id: peer}.get
+            Spool(peer_spool.root, peer_spool.replica), ledger, {peer.id: peer}.get
         )
         self.summary = CollectionSummary(peer.id)
         # Whole files being committed in a worker thread, oldest first, each

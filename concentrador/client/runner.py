@@ -19,23 +19,28 @@ facts in the ledger's kv table (shown by ``concentrador status``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from concentrador.client.collect import CollectionSummary, Collector
 from concentrador.client.cycle import utc_now
 from concentrador.client.errors import AuthenticationRefused, ClientError
-from concentrador.client.locks import cycle_lock
+from concentrador.client.iec62325 import Iec62325Collector, Iec62325Pusher, Iec62325Session
+from concentrador.client.locks import busy
 from concentrador.client.progress import Progress
 from concentrador.client.push import Pusher, PushSummary
 from concentrador.client.session import PeerSession
 from concentrador.config.model import Config, PeerConfig
-from concentrador.spool.inbound.rebuilds import RebuildSet
-from concentrador.spool.layout import PeerSpool, Spool
+from concentrador.spool.claims import Claim, Claims, hold_async, open_claims
+from concentrador.spool.inbound.rebuilds import LocalRebuilds, RebuildSet
+from concentrador.spool.layout import PeerSpool
 from concentrador.spool.ledger import Ledger
+from concentrador.spool.workdirs import spool_for
 from concentrador.telemetry.metrics import CYCLE_SECONDS
 
 __all__ = ["ClientRunner", "NotCallable"]
@@ -61,14 +66,26 @@ class ClientRunner:
         session_factory: Callable[[Config, PeerConfig], PeerSession] = PeerSession.open,
         collector_options: dict[str, Any] | None = None,
         rebuild: RebuildSet | None = None,
+        claims: Claims | None = None,
+        iec_session_factory: Callable[
+            [Config, PeerConfig, Path], Iec62325Session
+        ] = Iec62325Session.open,
     ) -> None:
         self.config = config
         self.ledger = ledger
         self.now = now
         self.session_factory = session_factory
+        # IEC 62325-504 peers (peer.protocol): their own session and cycles.
+        self.iec_session_factory = iec_session_factory
         self.collector_options = collector_options or {}
         # Who rebuilds a collected block set (see Collector); None: the collector's own.
         self.rebuild = rebuild
+        # One holder per (peer, cycle) across processes and replicas; the
+        # daemon passes its own (one per process). The default matches the
+        # ledger (lock files in the spool for SQLite), recorded in its cycle log.
+        self.claims = claims or open_claims(
+            spool_for(config), config.ledger.url, cycle_log=ledger, replica=config.node.replica
+        )
         self.blocked: dict[str, str] = {}
         """Peers whose scheduled cycles are stopped (Client.Autenticacion) → why."""
 
@@ -88,7 +105,8 @@ class ClientRunner:
             raise NotCallable(peer_id, "has no url: we never call it")
         if push and peer.deliver != "push":
             raise NotCallable(peer_id, f'deliver = "{peer.deliver}": files wait to be collected')
-        return peer, Spool(self.config.node.spool).peer(peer_id)
+        # Its own temp folder on a shared spool (spool/workdirs.py).
+        return peer, spool_for(self.config).peer(peer_id)
 
     def _client_settings(self) -> tuple[int, float]:
         client = self.config.client
@@ -100,6 +118,22 @@ class ClientRunner:
         """One collection cycle now; raises :class:`ClientError` (e.g. :class:`CycleBusy`)."""
         peer, peer_spool = self._peer(peer_id, push=False)
         retries, _ = self._client_settings()
+        if peer.iec62325:
+
+            def iec_collector(session: Iec62325Session) -> Iec62325Collector:
+                return Iec62325Collector(
+                    session,
+                    peer,
+                    peer_spool,
+                    self.ledger,
+                    retries=retries,
+                    clock_warn_seconds=self.config.node.clock_warn_seconds,
+                    now=self.now,
+                    progress=progress,
+                    **self.collector_options,
+                )
+
+            return await self._cycle(peer, peer_spool, "collect", "cycle", iec_collector)
 
         def collector(session: PeerSession) -> Collector:
             return Collector(
@@ -112,7 +146,11 @@ class ClientRunner:
                 clock_warn_seconds=self.config.node.clock_warn_seconds,
                 now=self.now,
                 progress=progress,
-                rebuild=self.rebuild,
+                # Without the daemon's: here, under the rebuild claim (across replicas).
+                rebuild=self.rebuild
+                or LocalRebuilds(
+                    spool_for(self.config), self.ledger, self.config.peer_by_id, claims=self.claims
+                ),
                 **self.collector_options,
             )
 
@@ -123,8 +161,9 @@ class ClientRunner:
         peer, peer_spool = self._peer(peer_id, push=True)
         retries, retry_delay = self._client_settings()
 
-        def pusher(session: PeerSession) -> Pusher:
-            return Pusher(
+        def pusher(session: Any) -> Pusher:
+            kind = Iec62325Pusher if peer.iec62325 else Pusher
+            return kind(
                 session,
                 peer,
                 peer_spool,
@@ -143,16 +182,17 @@ class ClientRunner:
         peer_spool: PeerSpool,
         lock_kind: str,
         status_kind: str,
-        make_worker: Callable[[PeerSession], Any],
+        make_worker: Callable[[Any], Any],
     ) -> Any:
-        """Lock, session, run, record: the part collection and push share."""
+        """Claim, session, run, record: the part collection and push share."""
         await asyncio.to_thread(peer_spool.ensure)
-        with cycle_lock(peer_spool, lock_kind):
-            # Timed inside the lock: waiting for another cycle is not this one's cost.
+        async with self._claim(peer.id, lock_kind) as claim:
+            # Timed inside the claim: taking it is not this cycle's cost.
             started = time.perf_counter()
             try:
-                async with self.session_factory(self.config, peer) as session:
+                async with self._open_session(peer, peer_spool) as session:
                     summary = await make_worker(session).run()
+                claim.result = " ".join(f"ok: {summary.line()}".split())  # the cycle log
             except ClientError as exc:
                 self._observe(lock_kind, peer.id, "failed", started)
                 await self._record(peer.id, status_kind, f"failed: {exc}", ok=False)
@@ -162,6 +202,24 @@ class ClientRunner:
         self._observe(lock_kind, peer.id, "ok", started)
         await self._record(peer.id, status_kind, f"ok: {summary.line()}", ok=True)
         return summary
+
+    @contextlib.asynccontextmanager
+    async def _claim(self, peer_id: str, kind: str) -> AsyncIterator[Claim]:
+        """Hold the (peer, kind) claim; :class:`CycleBusy` if another holds it."""
+        with busy():
+            async with hold_async(self.claims, peer_id, kind) as claim:
+                yield claim
+
+    def _open_session(
+        self, peer: PeerConfig, peer_spool: PeerSpool
+    ) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The session of the peer's profile (IEC 62325-504 or CPCSCC v2.3)."""
+        if peer.iec62325:
+            try:
+                return self.iec_session_factory(self.config, peer, peer_spool.work_dir)
+            except ValueError as exc:  # e.g. signatures required but no key
+                raise NotCallable(peer.id, str(exc)) from None
+        return self.session_factory(self.config, peer)
 
     @staticmethod
     def _observe(kind: str, peer_id: str, result: str, started: float) -> None:

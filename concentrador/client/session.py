@@ -74,7 +74,7 @@ from concentrador.protocol import (
     parse_envelope,
 )
 
-__all__ = ["DownloadSink", "PeerSession", "client_ssl_context"]
+__all__ = ["DownloadSink", "PeerSession", "client_ssl_context", "wire_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,10 @@ def _wire_errors(peer: str, operation: str) -> Iterator[None]:
     except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
         text = " ".join(str(exc).split()) or type(exc).__name__
         raise PeerConnectionError(peer, f"{operation}: {text}") from exc
+
+
+wire_errors = _wire_errors
+"""Public name for the IEC 62325-504 session, which shares this mapping."""
 
 
 class PeerSession:

@@ -24,8 +24,17 @@ class CollectionSummary:
     not_confirmed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     clock_offset: float | None = None
+    stopped: str | None = None
+    """Why the cycle stopped at a message it must not pass over (the IEC 62325-504
+    cursor stays there): "code N (identification): why". Unlike ``skipped``, the
+    message is still to be collected; the cycle counts as failed."""
 
     def line(self) -> str:
+        line = self.counts()
+        return f"{line}, stopped at {self.stopped}" if self.stopped else line
+
+    def counts(self) -> str:
+        """:meth:`line` without the stop."""
         parts = [
             f"{self.listed} listed",
             f"{len(self.stored)} stored",

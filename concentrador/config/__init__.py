@@ -28,11 +28,13 @@ from concentrador.config.model import (
     Config,
     ConnectionLimits,
     FileTypesConfig,
+    LedgerConfig,
     LoadWindow,
     NodeConfig,
     PeerConfig,
     ServerConfig,
     SigningConfig,
+    SpoolConfig,
 )
 
 __all__ = [
@@ -46,11 +48,13 @@ __all__ = [
     "DNError",
     "DistinguishedName",
     "FileTypesConfig",
+    "LedgerConfig",
     "LoadWindow",
     "NodeConfig",
     "PeerConfig",
     "ServerConfig",
     "SigningConfig",
+    "SpoolConfig",
     "build_config",
     "dn_from_der",
     "dn_from_getpeercert",

@@ -29,6 +29,7 @@ from concentrador.config.checks import (
     parse_public_url,
 )
 from concentrador.config.errors import ConfigError
+from concentrador.config.ledger import read_ledger
 from concentrador.config.model import (
     DEFAULT_IEC62325_PATH,
     MAX_BLOCK_SIZE,
@@ -43,14 +44,19 @@ from concentrador.config.model import (
     SigningConfig,
 )
 from concentrador.config.peers import read_peers
+from concentrador.config.spool import read_spool
 from concentrador.protocol import FileTypeError, TypeClassifier
 from concentrador.protocol.filetypes import REAL_TYPE_IDS
 
 CONFIG_ENV = "CONCENTRADOR_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config/concentrador.toml")
 
-_TOP_KEYS = ("node", "server", "client", "signing", "peers", "filetypes", "admin")
-_NODE_KEYS = ("id", "spool", "timezone", "publish_days", "block_size", "clock_warn_seconds")
+_TOP_KEYS = (
+    "node", "server", "client", "signing", "peers", "filetypes", "admin", "ledger", "spool",
+)  # fmt: skip
+_NODE_KEYS = (
+    "id", "spool", "timezone", "publish_days", "block_size", "clock_warn_seconds", "replica",
+)  # fmt: skip
 _LIMIT_KEYS = tuple(f.name for f in dataclasses.fields(ConnectionLimits))
 _SERVER_KEYS = (
     "listen",
@@ -107,12 +113,15 @@ def build_config(data: dict[str, Any], path: Path) -> Config:
     peers = read_peers(checker, data.get("peers", []), timezone, has_client="client" in data)
     filetypes = _filetypes(checker, data.get("filetypes", {}))
     admin = read_admin(checker, data.get("admin", {}))
+    ledger = read_ledger(checker, data.get("ledger", {}))
+    spool = read_spool(checker, data.get("spool", {}), ledger)
     signing = _signing(checker, data, client, peers or ())
     if checker.problems:
         raise ConfigError(checker.problems, path)
     # no problems
     assert node is not None and server is not None and peers is not None and admin is not None
-    return Config(path, node, server, client, peers, filetypes, admin, signing)
+    assert ledger is not None and spool is not None
+    return Config(path, node, server, client, peers, filetypes, admin, signing, ledger, spool)
 
 
 def _node(checker: Checker, raw: object) -> NodeConfig | None:
@@ -129,6 +138,11 @@ def _node(checker: Checker, raw: object) -> NodeConfig | None:
         table, "block_size", "node", MAX_BLOCK_SIZE, minimum=MIN_BLOCK_SIZE, maximum=MAX_BLOCK_SIZE
     )
     clock_warn = checker.integer(table, "clock_warn_seconds", "node", 120, minimum=1)
+    replica = identifier(
+        checker, "node.replica", checker.string(table, "replica", "node", None), "replica name"
+    )
+    if "replica" in table and replica is None:
+        return None
     if (
         node_id is None
         or spool is None
@@ -138,7 +152,7 @@ def _node(checker: Checker, raw: object) -> NodeConfig | None:
         or clock_warn is None
     ):
         return None
-    return NodeConfig(node_id, spool, timezone, publish_days, block_size, clock_warn)
+    return NodeConfig(node_id, spool, timezone, publish_days, block_size, clock_warn, replica)
 
 
 def _timezone(checker: Checker, name: str | None) -> ZoneInfo | None:

@@ -26,6 +26,7 @@ __all__ = [
     "ConnectionLimits",
     "DeliveryMode",
     "FileTypesConfig",
+    "LedgerConfig",
     "LoadWindow",
     "NodeConfig",
     "PeerConfig",
@@ -34,6 +35,7 @@ __all__ = [
     "SignaturePolicy",
     "SigningConfig",
     "SoapVersionName",
+    "SpoolConfig",
 ]
 
 DeliveryMode = Literal["publish", "push"]
@@ -68,6 +70,9 @@ class NodeConfig:
     block_size: int = MAX_BLOCK_SIZE
     clock_warn_seconds: int = 120
     """A peer clock offset above this is surfaced to the operator."""
+    replica: str | None = None
+    """This replica's name on a shared spool (its ``.work/`` folder, the cycle
+    log); None: ``host:pid`` of the process. Must differ between replicas."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,27 @@ class AdminConfig:
 
 
 @dataclass(frozen=True)
+class LedgerConfig:
+    """``[ledger]``: the SQLite file in the spool (``url`` None, the default) or PostgreSQL."""
+
+    url: str | None = field(default=None, repr=False)
+    """``postgresql://user@host:port/database`` (may hold a password: never logged)."""
+    pool_size: int = 10
+    """Most connections this process opens to PostgreSQL."""
+
+
+@dataclass(frozen=True)
+class SpoolConfig:
+    """``[spool]``: how the spool folder is shared (``docs/deploy.md``, "Scale-out")."""
+
+    shared: bool = False
+    """Mounted by several replicas (NFS, CephFS): the watcher polls, each
+    replica has its own temp folder, and the ledger must be PostgreSQL."""
+    poll_interval: float = 1.0
+    """Seconds between two listings of the watched folders when ``shared``."""
+
+
+@dataclass(frozen=True)
 class PeerConfig:
     """One ``[[peers]]`` entry: another concentrator."""
 
@@ -245,6 +271,8 @@ class Config:
     signing: SigningConfig | None = None
     """``[signing]``, else ``[client]``'s cert and key, else None (then no
     IEC 62325-504 peer needs signatures)."""
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
 
     def peer_by_id(self, peer_id: str) -> PeerConfig | None:
         """The peer with this concentrator code (exact match), or None."""

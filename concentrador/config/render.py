@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from concentrador.config.model import Config, PeerConfig
+from concentrador.config.model import Config, PeerConfig, SpoolConfig
 
 
 def toml_value(value: object) -> str:
@@ -57,6 +58,7 @@ def render_config(config: Config) -> str:
                 ("publish_days", node.publish_days),
                 ("block_size", node.block_size),
                 ("clock_warn_seconds", node.clock_warn_seconds),
+                ("replica", node.replica),
             ]
         ),
         "",
@@ -96,6 +98,11 @@ def render_config(config: Config) -> str:
     if config.filetypes.prefixes:
         out += ["", "[filetypes.prefixes]", *_lines(sorted(config.filetypes.prefixes.items()))]
     out += ["", *_admin_lines(config)]
+    if config.ledger.url is not None:
+        out += ["", *_ledger_lines(config)]
+    if config.spool != SpoolConfig():
+        pairs = [("shared", config.spool.shared), ("poll_interval", config.spool.poll_interval)]
+        out += ["", "[spool]", *_lines(pairs)]
     for peer in config.peers:
         out += ["", *_peer_lines(peer)]
     return "\n".join(out) + "\n"
@@ -107,6 +114,17 @@ def _admin_lines(config: Config) -> list[str]:
     lines = ["[admin]", *_lines([*pairs, ("client_ca", admin.client_ca)])]
     if admin.token is not None:
         lines.append("# token = (set in the config file; a secret, not printed)")
+    return lines
+
+
+def _ledger_lines(config: Config) -> list[str]:
+    url = urlsplit(config.ledger.url or "")
+    shown = url._replace(netloc=url.netloc.rpartition("@")[2]) if url.password else url
+    if url.password:  # keep the user, drop the secret
+        shown = shown._replace(netloc=f"{url.username}@{shown.netloc}")
+    lines = ["[ledger]", *_lines([("url", shown.geturl()), ("pool_size", config.ledger.pool_size)])]
+    if url.password:
+        lines.append("# (the url's password is set in the config file; a secret, not printed)")
     return lines
 
 

@@ -34,8 +34,8 @@ def _ledger(node: ConsoleNode) -> Check:
     try:
         node.ledger.check_writable()
     except Exception as exc:  # any failure means "not ready"; the detail says which
-        return Check("ledger", False, f"{node.ledger.path}: not writable: {exc}")
-    return Check("ledger", True, str(node.ledger.path))
+        return Check("ledger", False, f"{node.ledger.location}: not writable: {exc}")
+    return Check("ledger", True, node.ledger.location)
 
 
 def _spool(node: ConsoleNode) -> Check:

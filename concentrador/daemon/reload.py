@@ -32,6 +32,11 @@ def keep_restart_only_settings(old: Config, new: Config) -> Config:
     if new.node.spool != old.node.spool:
         kept.append(f"node.spool stays {old.node.spool}")
         new = dataclasses.replace(new, node=dataclasses.replace(new.node, spool=old.node.spool))
+    if (new.spool, new.node.replica) != (old.spool, old.node.replica):
+        # The watcher's mode and the temp folders are chosen at start.
+        kept.append("[spool] and node.replica stay as they were")
+        node = dataclasses.replace(new.node, replica=old.node.replica)
+        new = dataclasses.replace(new, node=node, spool=old.spool)
     server = new.server
     if (server.host, server.port, server.insecure_http) != (
         old.server.host,

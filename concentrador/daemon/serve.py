@@ -9,7 +9,7 @@ Start-up order (each step may rely on the previous ones):
    peer can see it;
 4. the server listening (mutual TLS through :class:`ReloadableServerTLS`, or
    plain HTTP with a loud warning when ``insecure_http = true``);
-5. the spool watcher;
+5. the spool watcher (polling every ``[spool] poll_interval`` on a shared spool);
 6. the periodic jobs on :attr:`Daemon.scheduler` (outbox sweep, reassembly
    sweep, expiry, CRL poll) and the client's collection crons and push
    sweeps (:mod:`concentrador.daemon.schedules`), on one ``AsyncIOScheduler``;
@@ -150,7 +150,13 @@ class Daemon:
         """Collection crons and push sweeps for the peers we call."""
         assert self.services is not None
         # The collector awaits its block sets' rebuilds from the one scheduler.
-        self.client = ClientRunner(self.config, self.services.ledger, rebuild=self.services.rebuild)
+        # The spool jobs' claims: one set of claims (and connections) per process.
+        self.client = ClientRunner(
+            self.config,
+            self.services.ledger,
+            rebuild=self.services.rebuild,
+            claims=self.services.claims,
+        )
         schedule_peer_jobs(self.scheduler, self.config, self.client)
 
         def published(peer_id: str, _count: int) -> None:
@@ -213,11 +219,15 @@ class Daemon:
 
     def _start_watcher(self) -> None:
         assert self.services is not None
+        shared = self.config.spool  # restart-only, like the spool root
         watcher = SpoolWatcher(
             self.services.spool,
             self.services.peer_ids,
             self.services.on_outbox,
             self.services.on_partial,
+            # inotify never sees what another host renamed into a shared spool.
+            polling=shared.shared,
+            poll_interval=shared.poll_interval,
         )
         watcher.start()
         self._watcher = watcher

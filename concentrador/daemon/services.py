@@ -17,9 +17,14 @@ all land in the same per-peer reassembly pass. Every set asked for between
 two passes is tried by the next one (a sweep, if one was asked for, covers
 them all), and :meth:`SpoolServices.rebuild` returns once that pass ran.
 
+Every pass runs under its peer's claim (:mod:`concentrador.spool.claims`:
+``publish``, ``rebuild``, ``expiry``), so with several replicas on one spool a
+peer's pass runs on one replica at a time; a pass whose claim is held
+elsewhere is skipped, and for publish and rebuild asked again shortly (the
+holder may have scanned before the file that triggered us arrived).
+
 On SIGHUP, :meth:`SpoolServices.apply_config` swaps in per-peer objects built
-from the new config; a pass already running finishes with the old ones
-(the per-peer runner keys guarantee it cannot overlap a new one).
+from the new config; a pass already running finishes with the old ones.
 """
 
 from __future__ import annotations
@@ -37,12 +42,14 @@ from pathlib import Path
 from concentrador.config.model import Config, PeerConfig
 from concentrador.daemon.jobs import CoalescingRunner
 from concentrador.protocol import parse_block_name
+from concentrador.spool.claims import ClaimBusy, Claims, open_claims
 from concentrador.spool.inbound.reassembly import Reassembler
-from concentrador.spool.layout import Spool, is_temp_name
+from concentrador.spool.layout import is_temp_name
 from concentrador.spool.ledger import Ledger
 from concentrador.spool.outbound.compress import Compressor, describe, detect_compressor
 from concentrador.spool.outbound.expiry import expire_published
-from concentrador.spool.outbound.publisher import Publisher
+from concentrador.spool.outbound.publisher import Publisher, RecoveryReport
+from concentrador.spool.workdirs import keep_work_tidy, spool_for
 
 __all__ = ["SpoolServices"]
 
@@ -52,6 +59,9 @@ log = logging.getLogger(__name__)
 # by itself (the compressor's pool), so more than a few passes at once would
 # only make them compete; the bound keeps a burst over many peers in check.
 SPOOL_WORKERS = 4
+
+# A pass whose claim another replica holds is asked again after this long.
+BUSY_RETRY_SECONDS = 2.0
 
 # What a peer's next reassembly pass must try: original → the callers awaiting
 # it; the key None asks for a sweep of the whole partial/ folder.
@@ -75,13 +85,22 @@ class SpoolServices:
         settle_seconds: float = 2.0,
         compressor: Compressor | None = None,
         trail: bool = True,
+        claims: Claims | None = None,
     ) -> None:
         self.config = config
         self.settle_seconds = settle_seconds
-        self.spool = Spool(config.node.spool)
+        self.spool = spool_for(config)  # its own temp folders on a shared spool
         self.spool.ensure([p.id for p in config.peers])
         self.classifier = config.type_classifier()
-        self.ledger = Ledger(self.spool.ledger_path, trail=trail, classifier=self.classifier)
+        self.ledger = Ledger(
+            self.spool.ledger_path, url=config.ledger.url, pool_size=config.ledger.pool_size,
+            trail=trail, classifier=self.classifier,
+        )  # fmt: skip
+        # One per process, shared with the client runner (serve.py): a claim
+        # per (peer, job kind), recorded in the ledger's cycle log.
+        self.claims = claims or open_claims(
+            self.spool, config.ledger.url, cycle_log=self.ledger, replica=config.node.replica
+        )
         self.compressor = compressor or detect_compressor()
         log.info("compressor: %s", describe(self.compressor))
         self.executor = ThreadPoolExecutor(SPOOL_WORKERS, thread_name_prefix="spool")
@@ -134,21 +153,25 @@ class SpoolServices:
         folders a crash left in ``.work/`` to finish or undo them.
         """
         for peer_id, objects in self._peers.items():
-            report = objects.publisher.recover()
-            if report.rolled_back or report.completed:
-                log.info(
-                    "%s: recovered interrupted publications (%d completed, %d rolled back)",
-                    peer_id,
-                    report.completed,
-                    report.rolled_back,
-                )
-            removed = self.spool.peer(peer_id).clear_work()
+            peer_spool = self.spool.peer(peer_id)
+            try:
+                with self.claims.hold(peer_id, "publish"):
+                    _log_recovery(peer_id, objects.publisher.recover())
+            except ClaimBusy:
+                # A live replica is publishing: its staging is not a crash's.
+                log.info("%s: publishing runs elsewhere; its recovery is left to it", peer_id)
+                if peer_spool.replica is None:
+                    continue  # one host: .work/ may hold that publisher's temp files
+            # On a shared spool: only this replica's own folder (spool/workdirs.py).
+            removed = peer_spool.clear_work()
             if removed:
                 log.info("%s: cleared %d leftover temp file(s) in .work/", peer_id, removed)
+            keep_work_tidy(peer_spool)
         for peer_id in self._peers:
             self.publish_pass(peer_id)
-        for objects in self._peers.values():
-            objects.reassembler.sweep()
+        for peer_id, objects in self._peers.items():
+            with contextlib.suppress(ClaimBusy), self.claims.hold(peer_id, "rebuild"):
+                objects.reassembler.sweep()
         self.expiry_pass()
 
     # -- the passes (blocking; called in the executor) ---------------------------------
@@ -156,7 +179,17 @@ class SpoolServices:
         objects = self._peers.get(peer_id)
         if objects is None:
             return
-        results = objects.publisher.publish_pending()
+        try:
+            with self.claims.hold(peer_id, "publish"):
+                # Under the claim no other pass runs anywhere, so any staging
+                # left in .work/ is a dead holder's (another replica killed
+                # mid-pass): finish or undo it before going on.
+                _log_recovery(peer_id, objects.publisher.recover())
+                results = objects.publisher.publish_pending()
+        except ClaimBusy:
+            self._hop(self._publish_runner.request_later, peer_id, BUSY_RETRY_SECONDS,
+                      lambda: self.publish_pass(peer_id))  # fmt: skip
+            return
         if results and self.on_published is not None:
             self.on_published(peer_id, len(results))
 
@@ -168,17 +201,37 @@ class SpoolServices:
             objects = self._peers.get(peer_id)
             if objects is None:
                 return
-            if None in wanted:
-                objects.reassembler.sweep()  # logs and skips a set that fails
-                return
-            for original in sorted(o for o in wanted if o is not None):
-                try:
-                    objects.reassembler.try_complete(original)
-                except Exception:
-                    # One set must not stop the others; the next sweep retries it.
-                    log.exception("%s: rebuilding %s failed", peer_id, original)
+            try:
+                with self.claims.hold(peer_id, "rebuild"):
+                    self._rebuild(peer_id, objects.reassembler, wanted)
+            except ClaimBusy:
+                # Rebuilding elsewhere, maybe from a scan older than our blocks:
+                # ask again once it is done; the callers keep waiting.
+                self._requeue(peer_id, wanted)
+                wanted = {}
         finally:
             self._wake(wanted)
+
+    @staticmethod
+    def _rebuild(peer_id: str, reassembler: Reassembler, wanted: _Wanted) -> None:
+        if None in wanted:
+            reassembler.sweep()  # logs and skips a set that fails
+            return
+        for original in sorted(o for o in wanted if o is not None):
+            try:
+                reassembler.try_complete(original)
+            except Exception:
+                # One set must not stop the others; the next sweep retries it.
+                log.exception("%s: rebuilding %s failed", peer_id, original)
+
+    def _requeue(self, peer_id: str, wanted: _Wanted) -> None:
+        """Put ``wanted`` back for a pass in :data:`BUSY_RETRY_SECONDS` (worker thread)."""
+        with self._wanted_lock:
+            mine = self._wanted.setdefault(peer_id, {})
+            for original, waiters in wanted.items():
+                mine.setdefault(original, []).extend(waiters)
+        self._hop(self._reassembly_runner.request_later, peer_id, BUSY_RETRY_SECONDS,
+                  lambda: self.reassembly_pass(peer_id))  # fmt: skip
 
     def _wake(self, wanted: _Wanted) -> None:
         """Resolve the futures of ``wanted`` on the loop (called from a worker thread)."""
@@ -193,21 +246,40 @@ class SpoolServices:
         now = datetime.now(UTC)
         window = timedelta(days=self.config.node.publish_days)
         for peer_id, objects in list(self._peers.items()):
+            keep_work_tidy(self.spool.peer(peer_id))  # shared spool: temp folders
             try:
-                # Reassembly first: an old set that is complete must be rebuilt,
-                # not escalated because its blocks happen to be old.
-                objects.reassembler.sweep()
-                # Both log each set/file they move.
-                objects.reassembler.expire_incomplete(now=now, max_age=window)
-                expire_published(
-                    self.spool.peer(peer_id),
-                    self.ledger,
-                    now=now,
-                    publish_days=self.config.node.publish_days,
-                )
+                with self.claims.hold(peer_id, "expiry"):
+                    self._expire(peer_id, objects.reassembler, now, window)
+            except ClaimBusy:
+                log.debug("%s: expiry runs elsewhere", peer_id)
             except Exception:
                 # One peer's broken folder must not stop the others' expiry.
                 log.exception("%s: expiry pass failed; other peers go on", peer_id)
+        try:
+            self.ledger.prune_cycles(now - window)  # the cycle log keeps one window
+        except Exception:
+            log.exception("pruning the cycle log failed")
+
+    def _expire(
+        self, peer_id: str, reassembler: Reassembler, now: datetime, window: timedelta
+    ) -> None:
+        try:
+            # partial/ is the rebuild claim's: a set being rebuilt elsewhere
+            # must not be escalated as incomplete under it.
+            with self.claims.hold(peer_id, "rebuild"):
+                # Reassembly first: an old set that is complete must be rebuilt,
+                # not escalated because its blocks happen to be old.
+                reassembler.sweep()
+                # Both log each set/file they move.
+                reassembler.expire_incomplete(now=now, max_age=window)
+        except ClaimBusy:
+            log.debug("%s: rebuilding elsewhere; incomplete sets are expired next time", peer_id)
+        expire_published(
+            self.spool.peer(peer_id),
+            self.ledger,
+            now=now,
+            publish_days=self.config.node.publish_days,
+        )
 
     # -- triggers (event loop) ----------------------------------------------------------
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -310,7 +382,14 @@ class SpoolServices:
         """Join the worker threads, stop the compressor, close the ledger."""
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.compressor.close()
+        self.claims.close()
         self.ledger.close()
+
+
+def _log_recovery(peer_id: str, report: RecoveryReport) -> None:
+    if report.rolled_back or report.completed:
+        log.info("%s: recovered interrupted publications (%d completed, %d rolled back)",
+                 peer_id, report.completed, report.rolled_back)  # fmt: skip
 
 
 def _resolve(waiters: list[asyncio.Future[None]]) -> None:

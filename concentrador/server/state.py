@@ -13,12 +13,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from concentrador.protocol import DEFAULT_MAX_ENVELOPE, DimeLimits, TypeClassifier
-from concentrador.server.iec62325.signing import load_signing_key
+from concentrador.server.iec62325.signing import (
+    load_signer_trust,
+    load_signing_key,
+    signer_trust_stamp,
+)
 from concentrador.spool.inbound.rebuilds import LocalRebuilds, RebuildSet
 from concentrador.spool.layout import PeerSpool, Spool
 
 if TYPE_CHECKING:
     from concentrador.config.model import Config, PeerConfig, SigningConfig
+    from concentrador.pki.signer import SignerTrust
     from concentrador.protocol.iec62325.signature import SigningKey
     from concentrador.spool.inbound.store import InboundStore
     from concentrador.spool.ledger import Ledger
@@ -65,6 +70,10 @@ class ServerState:
     _peer_spools: dict[str, PeerSpool] = field(default_factory=dict, init=False, repr=False)
     # The 504 signing key and the [signing] section it was loaded from.
     _signing: tuple[SigningConfig, SigningKey] | None = field(default=None, init=False, repr=False)
+    # What a 504 put's signer is checked against, and the files' stamp it was loaded at.
+    _signer_trust: tuple[object, SignerTrust | None] | None = field(
+        default=None, init=False, repr=False
+    )
 
     @property
     def insecure_http(self) -> bool:
@@ -101,4 +110,16 @@ class ServerState:
         cached = self._signing
         if cached is None or cached[0] is not signing:
             cached = self._signing = (signing, load_signing_key(signing))
+        return cached[1]
+
+    def signer_trust(self) -> SignerTrust | None:
+        """``[server] client_ca`` and ``crl`` for checking a 504 signer (None: no CA).
+
+        Reloaded when the configuration or the files change (a new CRL), like
+        the TLS material. Raises ``SignerTrustError`` when they cannot be read.
+        """
+        stamp = (self.config.server, signer_trust_stamp(self.config.server))
+        cached = self._signer_trust
+        if cached is None or cached[0] != stamp:
+            cached = self._signer_trust = (stamp, load_signer_trust(self.config.server))
         return cached[1]

@@ -176,7 +176,13 @@ class DurableWriter:
         self._done = False  # committed or aborted
         self.final_path: Path | None = None
         try:
-            fd, temp = tempfile.mkstemp(prefix=".w-", suffix=suffix, dir=self.work_dir)
+            try:
+                fd, temp = tempfile.mkstemp(prefix=".w-", suffix=suffix, dir=self.work_dir)
+            except FileNotFoundError:
+                # A replica's own temp folder on a shared spool, swept by
+                # another as dead (spool/workdirs.py) or not made yet.
+                self.work_dir.mkdir(parents=True, exist_ok=True)
+                fd, temp = tempfile.mkstemp(prefix=".w-", suffix=suffix, dir=self.work_dir)
         except OSError as exc:
             raise StorageError("create a temp file in", self.work_dir, exc) from exc
         self._fd = fd

@@ -20,10 +20,19 @@ repository).
     <root>/<PEER>/partial/     blocks waiting for their siblings
     <root>/<PEER>/archive/     inputs consumed by a transformation, kept for audit
     <root>/<PEER>/.work/       temp names; only our uncommitted files; cleared on start-up
+
+On a shared spool (``[spool] shared = true``: several replicas mount it) each
+process writes its temp files in ``<PEER>/.work/replicas/<REPLICA>/`` instead
+(:attr:`PeerSpool.work_dir`), so a replica that starts clears its own folder,
+never the in-progress files of the others; the publisher's staging folders
+and the peer lock file stay in ``.work/`` itself (:attr:`PeerSpool.staging_dir`),
+where any replica holding the publish claim recovers a dead one's staging.
+Folders of replicas that are gone are swept by age (:mod:`.workdirs`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -32,6 +41,7 @@ from pathlib import Path
 
 __all__ = [
     "LEDGER_FILENAME",
+    "REPLICAS_DIRNAME",
     "WORK_DIRNAME",
     "InvalidPeerId",
     "PeerSpool",
@@ -43,6 +53,8 @@ __all__ = [
 
 LEDGER_FILENAME = "ledger.sqlite3"
 WORK_DIRNAME = ".work"
+REPLICAS_DIRNAME = "replicas"
+"""``.work/replicas/``: one temp folder per replica of a shared spool."""
 
 # Peer ids become directory names, so they are held to a conservative
 # alphabet: no separators, no leading dot (no hidden or "."/".." folders),
@@ -87,6 +99,14 @@ def validate_peer_id(peer_id: str) -> str:
     return peer_id
 
 
+def replica_dirname(replica: str) -> str:
+    """A replica's name (``host:pid``, or ``[node] replica``) as a safe folder name."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", replica).lstrip(".-")[:96]
+    if not safe:
+        raise ValueError(f"replica name {replica!r} gives no usable folder name")
+    return safe
+
+
 def is_temp_name(name: str) -> bool:
     """True for names that are not (yet) real files: dotfiles and temp suffixes.
 
@@ -101,15 +121,22 @@ def is_temp_name(name: str) -> bool:
 
 
 class PeerSpool:
-    """The folders of one peer under the spool root."""
+    """The folders of one peer under the spool root.
 
-    def __init__(self, root: Path, peer: str) -> None:
+    ``replica``: this process's name on a shared spool (None: not shared, the
+    single-node layout); it only moves :attr:`work_dir`.
+    """
+
+    def __init__(self, root: Path, peer: str, replica: str | None = None) -> None:
         self.peer = validate_peer_id(peer)
         self.root = Path(root)
         self.base = self.root / self.peer
+        self.replica = replica
+        self._replica_dir = replica_dirname(replica) if replica is not None else None
 
     def __repr__(self) -> str:
-        return f"PeerSpool({str(self.root)!r}, {self.peer!r})"
+        shared = f", replica={self.replica!r}" if self.replica is not None else ""
+        return f"PeerSpool({str(self.root)!r}, {self.peer!r}{shared})"
 
     def dir(self, state: SpoolState | str) -> Path:
         """The folder of ``state`` (accepts the enum or its string value)."""
@@ -117,13 +144,22 @@ class PeerSpool:
 
     @property
     def work_dir(self) -> Path:
-        """Hidden temp area, on the same file system so renames are atomic."""
+        """Hidden temp area, on the same file system so renames are atomic:
+        ``.work/``, or ``.work/replicas/<REPLICA>/`` on a shared spool."""
+        if self._replica_dir is None:
+            return self.staging_dir
+        return self.staging_dir / REPLICAS_DIRNAME / self._replica_dir
+
+    @property
+    def staging_dir(self) -> Path:
+        """``.work/`` itself, whoever we are: the publisher's staging folders
+        (recovered by whichever replica holds the publish claim) and the lock file."""
         return self.base / WORK_DIRNAME
 
     @property
     def lock_path(self) -> Path:
         """The per-peer lock file (see :mod:`concentrador.spool.locks`)."""
-        return self.work_dir / "peer.lock"
+        return self.staging_dir / "peer.lock"
 
     def ensure(self) -> PeerSpool:
         """Create every folder of this peer (idempotent); returns ``self``."""
@@ -139,9 +175,18 @@ class PeerSpool:
         never committed (a commit renames them out). Run it after anything
         that recovers from staging folders in ``.work/`` (the publisher's
         ``recover()``). Returns how many entries were removed.
+
+        On a shared spool only this replica's own folder is emptied: the rest
+        of ``.work/`` holds other live replicas' uploads in progress (the dead
+        ones' folders go by age: :func:`.workdirs.sweep_work`).
         """
         removed = 0
         if not self.work_dir.is_dir():
+            return removed
+        if self._replica_dir is not None:
+            for entry in os.scandir(self.work_dir):
+                _remove(entry)
+                removed += 1
             return removed
         for entry in os.scandir(self.work_dir):
             if entry.path == str(self.lock_path):
@@ -150,10 +195,11 @@ class PeerSpool:
                 # A staging folder may hold blocks whose ledger transaction
                 # already committed; only Publisher.recover() may judge it.
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                os.unlink(entry.path)
+            if entry.name == REPLICAS_DIRNAME and entry.is_dir(follow_symlinks=False):
+                # A shared spool's replicas' folders (say after turning
+                # [spool] shared off): only their age says they are dead.
+                continue
+            _remove(entry)
             removed += 1
         return removed
 
@@ -171,21 +217,35 @@ class PeerSpool:
         )
 
 
-class Spool:
-    """The spool root: one :class:`PeerSpool` per peer plus the ledger file."""
+def _remove(entry: os.DirEntry[str]) -> None:
+    if entry.is_dir(follow_symlinks=False):
+        shutil.rmtree(entry.path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
 
-    def __init__(self, root: Path) -> None:
+
+class Spool:
+    """The spool root: one :class:`PeerSpool` per peer plus the ledger file.
+
+    ``replica``: set on a shared spool (:func:`.workdirs.spool_for` reads the
+    config); every :class:`PeerSpool` it gives then has its own temp folder.
+    """
+
+    def __init__(self, root: Path, replica: str | None = None) -> None:
         self.root = Path(root)
+        self.replica = replica
 
     def __repr__(self) -> str:
-        return f"Spool({str(self.root)!r})"
+        shared = f", replica={self.replica!r}" if self.replica is not None else ""
+        return f"Spool({str(self.root)!r}{shared})"
 
     @property
     def ledger_path(self) -> Path:
         return self.root / LEDGER_FILENAME
 
     def peer(self, peer_id: str) -> PeerSpool:
-        return PeerSpool(self.root, peer_id)
+        return PeerSpool(self.root, peer_id, self.replica)
 
     def ensure(self, peer_ids: list[str] | tuple[str, ...] = ()) -> None:
         """Create the root and the folders of the given peers."""

@@ -189,7 +189,9 @@ def _peer_status(spool: Spool, peer_id: str, config: Config, ledger: Ledger | No
     )
     kv = ledger.status(peer_id) if ledger is not None else {}
     status.facts = {key: kv.pop(key, None) for key, _ in FACTS}
-    status.facts.update(sorted(kv.items()))
+    # ``iec_stuck`` (the code a 504 collection stopped at, and why) is shown
+    # while it holds; the collector empties it once the cycle goes past.
+    status.facts.update(sorted((k, v) for k, v in kv.items() if k != "iec_stuck" or v))
     if ledger is not None:
         status.unclassified = [
             UnclassifiedFile(u.path, u.reason, _iso(u.since)) for u in ledger.unclassified(peer_id)
@@ -216,7 +218,9 @@ def collect_status(config: Config, *, now: datetime | None = None) -> SpoolStatu
     peer_ids = [p.id for p in config.peers]
     # Folders of peers removed from the config still hold files: show them.
     peer_ids += [p for p in spool.peers() if p not in peer_ids]
-    ledger = Ledger(spool.ledger_path) if spool.ledger_path.is_file() else None
+    # PostgreSQL ([ledger] url) is always there to read; a SQLite file only once created.
+    exists = config.ledger.url is not None or spool.ledger_path.is_file()
+    ledger = Ledger(spool.ledger_path, url=config.ledger.url, pool_size=1) if exists else None
     try:
         peers = [_peer_status(spool, peer_id, config, ledger) for peer_id in peer_ids]
     finally:
@@ -224,7 +228,7 @@ def collect_status(config: Config, *, now: datetime | None = None) -> SpoolStatu
             ledger.close()
     return SpoolStatus(
         spool=str(spool.root),
-        ledger=str(spool.ledger_path) if ledger is not None else None,
+        ledger=ledger.location if ledger is not None else None,
         generated_at=_iso(now or datetime.now(UTC)),
         peers=peers,
     )

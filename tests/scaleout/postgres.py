@@ -17,6 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.scaleout.processes import (
@@ -56,7 +57,9 @@ def postgres_bin() -> Path:
 class PostgresServer:
     """One postmaster. ``start()`` it, ``url(db)``/``create_database()``, then ``stop()``."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Sequence[str] = ()) -> None:
+        """``settings``: extra ``name=value`` server settings (the bench preloads a module)."""
+        self.settings = list(settings)
         try:
             import psycopg  # noqa: F401  (the fixtures talk to the server through it)
         except ImportError as exc:
@@ -152,6 +155,7 @@ class PostgresServer:
             # Room for several replicas' pools plus the tests' own connections.
             "-c",
             "max_connections=200",
+            *(arg for setting in self.settings for arg in ("-c", setting)),
         ]
         # SIGQUIT is PostgreSQL's immediate shutdown: the backends go with it.
         self.process = spawn(argv, user=self.user, log=self.log, parent_death_signal="QUIT")

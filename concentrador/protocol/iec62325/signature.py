@@ -33,6 +33,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -74,6 +75,7 @@ _HEADER = f"{{{MSG_NAMESPACE}}}Header"
 _PAYLOAD = f"{{{MSG_NAMESPACE}}}Payload"
 _COMPRESSED = f"{{{MSG_NAMESPACE}}}Compressed"
 _SYNTAX = ErrorCode.SIGNATURE_SYNTAX
+_XML_NS = "{http://www.w3.org/XML/1998/namespace}"
 # Characters a base64 text may hold in XML (xs:base64Binary allows white space).
 _BASE64_TEXT = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \t\r\n"
 
@@ -143,7 +145,7 @@ def sign(message: etree._Element, key: SigningKey, digest: bytes | None = None) 
     signed_info = _own_document(message).find(f"{_HEADER}/{_SIGNATURE}/{_DS}SignedInfo")
     assert signed_info is not None  # just appended
     value = key.private_key.sign(
-        etree.tostring(signed_info, method="c14n"), padding.PKCS1v15(), hashes.SHA256()
+        _canonical_signed_info(signed_info), padding.PKCS1v15(), hashes.SHA256()
     )
     signature_value = signature.find(f"{_DS}SignatureValue")
     assert signature_value is not None
@@ -173,7 +175,7 @@ def verify(message: etree._Element, *, content: Iterable[bytes] = ()) -> x509.Ce
         raise SignatureError("the signing certificate does not hold an RSA key")
     try:
         public_key.verify(
-            value, etree.tostring(signed_info, method="c14n"), padding.PKCS1v15(), hashes.SHA256()
+            value, _canonical_signed_info(signed_info), padding.PKCS1v15(), hashes.SHA256()
         )
     except InvalidSignature:
         raise SignatureError(
@@ -225,6 +227,27 @@ def _signature_element(digest: bytes, certificate: x509.Certificate) -> etree._E
 
 def _own_document(message: etree._Element) -> etree._Element:
     return copy.deepcopy(message)
+
+
+def _canonical_signed_info(signed_info: etree._Element) -> bytes:
+    """Inclusive C14N of SignedInfo: a copy as a root with every namespace in scope.
+
+    Not ``etree.tostring(signed_info, method="c14n")``: for a non-root element lxml
+    and libxml2 write ``xmlns=""`` on its grandchildren when they sit in a default
+    namespace that shadows an ancestor's one, as REE's unprefixed Signature does
+    inside a RequestMessage declaring ``xmlns="urn:iec62325.504:messages:1:0"``.
+    """
+    attributes = {str(name): str(value) for name, value in signed_info.attrib.items()}
+    for ancestor in signed_info.iterancestors():  # inclusive C14N inherits xml:*
+        for name, value in ancestor.attrib.items():
+            if str(name).startswith(_XML_NS):
+                attributes.setdefault(str(name), str(value))
+    # The stubs type nsmap keys as str; lxml takes None for the default namespace.
+    nsmap: Any = signed_info.nsmap
+    root = etree.Element(signed_info.tag, attributes, nsmap=nsmap)
+    root.text = signed_info.text
+    root.extend(copy.deepcopy(child) for child in signed_info)
+    return etree.tostring(etree.ElementTree(root), method="c14n")
 
 
 def _own_header(message: etree._Element) -> etree._Element:

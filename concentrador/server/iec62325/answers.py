@@ -1,7 +1,9 @@
 """Answering a 504 request: a signed ResponseMessage, or a fault.
 
 The answers to get, put and query are signed with our key when
-``[signing]`` (or ``[client]``) gives one: REE's client verifies them.
+``[signing]`` (or ``[client]``) gives one: REE's client verifies them. Not
+to a peer with ``signatures = "off"``: off neither checks nor signs
+(docs/configuration.md), for a peer whose software cannot handle them.
 Decision: list answers are not signed. REE's client never verifies them
 (nor does ours require it), and canonicalizing and digesting a list of
 10,000 messages (5 MB of XML) costs ~80 ms, as much as building it. Signing
@@ -19,6 +21,7 @@ import logging
 from aiohttp import web
 from lxml import etree
 
+from concentrador.config.model import PeerConfig
 from concentrador.protocol import SOAP11, SoapVersion
 from concentrador.protocol.iec62325.envelope import build_504_envelope
 from concentrador.protocol.iec62325.errors import ErrorCode, Iec62325Error
@@ -32,8 +35,11 @@ __all__ = ["fault_answer", "message_answer", "our_signing_key"]
 log = logging.getLogger(__name__)
 
 
-def our_signing_key(state: ServerState) -> SigningKey | None:
-    """Our key, or HAND-009 (a server-side fault) when it cannot be loaded."""
+def our_signing_key(state: ServerState, peer: PeerConfig) -> SigningKey | None:
+    """Our key for answering ``peer`` (None: unsigned, ``off`` or no key), or
+    HAND-009 (a server-side fault) when it cannot be loaded."""
+    if peer.signatures == "off":
+        return None
     try:
         return state.signing_key()
     except SigningKeyError as exc:
@@ -50,10 +56,10 @@ def _signed_envelope(
 
 
 async def message_answer(
-    state: ServerState, message: etree._Element, version: SoapVersion, *, signed: bool = True
+    state: ServerState, peer: PeerConfig, message: etree._Element, version: SoapVersion
 ) -> web.Response:
-    """HTTP 200 with ``message`` (a ResponseMessage), ``signed`` when we have a key."""
-    key = our_signing_key(state) if signed else None
+    """HTTP 200 with ``message`` (a ResponseMessage), signed per :func:`our_signing_key`."""
+    key = our_signing_key(state, peer)
     body = await asyncio.to_thread(_signed_envelope, message, key, version)
     return web.Response(status=200, body=body, headers={"Content-Type": version.content_type})
 

@@ -33,7 +33,7 @@ from concentrador.protocol.iec62325.models import (
     Request,
 )
 from concentrador.protocol.iec62325.request import read_request_message
-from concentrador.protocol.iec62325.response import message_list_response, put_response
+from concentrador.protocol.iec62325.response import put_response
 from concentrador.protocol.iec62325.wire import PLACEHOLDER
 from concentrador.protocol.xmlparse import local_name
 from concentrador.server import metering
@@ -49,7 +49,7 @@ from concentrador.server.iec62325.identity import (
     require_signature,
     verify_signer,
 )
-from concentrador.server.iec62325.listing import list_entries
+from concentrador.server.iec62325.listing import list_answer_body
 from concentrador.server.iec62325.peek import BodySource
 from concentrador.server.iec62325.putting import receive_put
 from concentrador.server.iec62325.query import query_answer
@@ -109,7 +109,7 @@ async def serve_504(
         check_source(state.config, peer, request.header)
         if isinstance(request, PutRequest):
             require_signature(message, peer)
-        await asyncio.to_thread(verify_signer, message, peer, upload.content())
+        await asyncio.to_thread(verify_signer, message, peer, state.signer_trust, upload.content())
         if isinstance(request, GetRequest):
             prepared = await prepare_get(http, state, peer, request, version)
         else:
@@ -170,11 +170,10 @@ async def _answer(
     rebuild_later: RebuildLater,
 ) -> web.StreamResponse:
     if isinstance(request, ListRequest):
-        entries = await asyncio.to_thread(list_entries, state, peer, request)
-        listing = message_list_response(entries, state.now())
-        return await message_answer(state, listing, version, signed=False)
+        body = await asyncio.to_thread(list_answer_body, state, peer, request, version)
+        return web.Response(status=200, body=body, headers={"Content-Type": version.content_type})
     if isinstance(request, QueryRequest):
-        return await message_answer(state, query_answer(request, state.now()), version)
+        return await message_answer(state, peer, query_answer(request, state.now()), version)
     assert isinstance(request, PutRequest)
     outcome = await receive_put(
         state,
@@ -186,4 +185,4 @@ async def _answer(
     )
     if outcome.block_original is not None:
         rebuild_later(peer, outcome.block_original)
-    return await message_answer(state, put_response(outcome.name, state.now()), version)
+    return await message_answer(state, peer, put_response(outcome.name, state.now()), version)

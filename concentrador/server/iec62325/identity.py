@@ -14,26 +14,31 @@ The TLS client certificate names the peer, as for v2.3
   that carry a document); REE's own client never signs list, get or query,
   which TLS authenticates, so those are verified when signed and accepted
   when not;
-- the signer's certificate must be the peer's: its subject DN must match one
-  of the DNs configured for the peer. Another peer's key (or any key the
-  sender happens to hold) is refused (HAND-007).
+- the signer's certificate must be the peer's, checked by
+  :class:`concentrador.pki.signer.SignerTrust` (the same check the client
+  applies to answers): issued by a CA of ``[server] client_ca``, valid now,
+  clientAuth if it lists usages, not revoked by ``[server] crl`` when one is
+  configured, and a subject DN among the peer's. A self-made certificate
+  with the peer's DN, an expired one, or another peer's key is refused
+  (HAND-007), even when the signature itself is valid.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
-from concentrador.config.dn import DNError, dn_from_der, dn_matches
 from concentrador.config.model import Config, PeerConfig
+from concentrador.pki.signer import SignerRefused, SignerTrust
 from concentrador.protocol.iec62325.errors import ErrorCode, Iec62325Error, SignatureError
 from concentrador.protocol.iec62325.models import Header
 from concentrador.protocol.iec62325.signature import verify
 from concentrador.protocol.iec62325.wire import DS_NAMESPACE
+from concentrador.server.iec62325.signing import SignerTrustError
 
 __all__ = ["check_source", "is_signed", "peer_from_source", "verify_signer"]
 
@@ -77,19 +82,24 @@ def is_signed(message: etree._Element) -> bool:
 
 
 def verify_signer(
-    message: etree._Element, peer: PeerConfig, content: Iterable[bytes] = ()
+    message: etree._Element,
+    peer: PeerConfig,
+    trust: Callable[[], SignerTrust | None],
+    content: Iterable[bytes] = (),
 ) -> x509.Certificate | None:
     """Apply ``peer``'s signature policy to ``message`` (blocking: hashes the content).
 
-    Returns the signer's certificate, or None when nothing was verified.
-    Raises :class:`SignatureError` (HAND-007/HAND-008).
+    ``trust`` gives the CAs and CRL (``ServerState.signer_trust``), loaded only
+    when there is a signature to check. Returns the signer's certificate, or
+    None when nothing was verified. Raises :class:`SignatureError`
+    (HAND-007/HAND-008), or HAND-022 when the CA or CRL file cannot be read.
     """
     if peer.signatures == "off":
         return None
     if not is_signed(message):
         return None  # the caller decides whether unsigned is acceptable here
     certificate = verify(message, content=content)
-    _check_signer_is(peer, certificate)
+    _check_signer_is(peer, certificate, trust)
     return certificate
 
 
@@ -103,14 +113,19 @@ def require_signature(message: etree._Element, peer: PeerConfig) -> None:
         )
 
 
-def _check_signer_is(peer: PeerConfig, certificate: x509.Certificate) -> None:
+def _check_signer_is(
+    peer: PeerConfig, certificate: x509.Certificate, trust: Callable[[], SignerTrust | None]
+) -> None:
     try:
-        dn = dn_from_der(certificate.public_bytes(Encoding.DER))
-    except DNError as exc:
-        raise SignatureError(f"the signer's certificate subject cannot be read: {exc}") from None
-    if not any(dn_matches(dn, own) for own in peer.dn):
-        log.warning("peer %s sent a message signed by %s; refused", peer.id, dn)
-        raise SignatureError(
-            f"the message is signed by {_shown(str(dn))}, which is not a certificate of "
-            "the authenticated peer"
-        )
+        authorities = trust()
+    except SignerTrustError as exc:
+        log.error("cannot check the signer of a put from %s: %s", peer.id, exc)
+        raise Iec62325Error(ErrorCode.INTERNAL, "the signer could not be checked") from None
+    if authorities is None:
+        raise SignatureError("this server has no [server] client_ca to check XML signers against")
+    try:
+        # The real clock, as TLS checks certificates (``state.now`` may be a test's frozen one).
+        authorities.check(certificate, peer.id, peer.dn, datetime.now(UTC))
+    except SignerRefused as exc:
+        log.warning("peer %s sent a message whose signer is refused: %s", peer.id, exc)
+        raise SignatureError(f"the signer is refused: {str(exc)[:300]}") from None

@@ -95,7 +95,7 @@ async def prepare_get(
     version: SoapVersion,
 ) -> PreparedGet:
     """Find and open the file, sign the answer (pass 1); raises :class:`Iec62325Error`."""
-    key = our_signing_key(state)
+    key = our_signing_key(state, peer)
     served = await asyncio.to_thread(_open, state, peer, request, http.remote)
     handle = served.handle
     try:

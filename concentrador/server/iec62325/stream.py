@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
+import hashlib
 from typing import BinaryIO
 
 from aiohttp import web
 
-from concentrador.protocol.iec62325.signature import content_digest
 from concentrador.server.responses import WRITE_SLICE, read_exactly
 
 __all__ = ["PIECE", "base64_length", "file_digest", "stream_base64_answer"]
@@ -41,21 +40,27 @@ def base64_length(size: int) -> int:
     return 4 * ((size + 2) // 3)
 
 
-def _pieces(handle: BinaryIO, size: int, piece: int) -> Iterator[bytes]:
-    remaining = size
-    while remaining:
-        wanted = min(piece, remaining)
-        remaining -= wanted
-        yield base64.b64encode(read_exactly(handle, wanted))
-
-
 def file_digest(
     handle: BinaryIO, size: int, before: bytes, after: bytes, *, piece: int = PIECE
 ) -> bytes:
-    """Pass 1 (blocking): the content digest of the answer; rewinds ``handle``."""
+    """Pass 1 (blocking): the content digest of the answer; rewinds ``handle``.
+
+    The same digest as ``signature.content_digest(before, pieces, after)``
+    without its checks: they look for line ends and non-base64 bytes in text
+    a peer sent, and our own ``b64encode`` output (no line breaks) is already
+    its canonical form. Skipping them takes pass 1 over 8 MB from ~32 to
+    ~19 ms (bench/iec62325_get_bench.py).
+    """
     handle.seek(0)
     try:
-        return content_digest(before, _pieces(handle, size, piece), after)
+        digest = hashlib.sha256(before)
+        remaining = size
+        while remaining:
+            wanted = min(piece, remaining)
+            digest.update(base64.b64encode(read_exactly(handle, wanted)))
+            remaining -= wanted
+        digest.update(after)
+        return digest.digest()
     finally:
         handle.seek(0)
 

@@ -101,17 +101,20 @@ class InboundStore:
             self.spool.work_dir, name=name, manual=manual, block=parse_block_name(name)
         )
 
-    def commit(self, writer: InboundWriter, name: str) -> Path:
+    def commit(self, writer: InboundWriter, name: str, *, cursor: int | None = None) -> Path:
         """Store what ``writer`` received, durably; returns where it was stored.
 
         A block only lands in ``partial/``: when ``writer.block`` is set, its
         set (``writer.block.original``) may now be complete, and rebuilding it
         is the caller's next request (to whoever schedules rebuilds).
+        ``cursor`` (a whole file from a 504 peer): see :meth:`store_complete`.
         """
         if writer.name != name:
             raise ValueError(f"writer was opened for {writer.name!r}, not {name!r}")
         if writer.block is None:
-            return self.store_complete(writer, name, manual=writer.manual)
+            return self.store_complete(writer, name, manual=writer.manual, cursor=cursor)
+        if cursor is not None:
+            raise ValueError("a 504 message code cursor only goes with a whole file")
         return self._store_block(writer, name)
 
     def _store_block(self, writer: InboundWriter, name: str) -> Path:
@@ -126,7 +129,15 @@ class InboundStore:
                     writer.abort()
                     return target
                 move_aside(target, self.spool.dir(SpoolState.ARCHIVE), stamp=True)
-            stored = writer.commit(target)
+            try:
+                stored = writer.commit(target)
+            except FileExistsError:
+                # Another replica stored the same block meanwhile (our lock is
+                # per host): the same bytes are a duplicate, not an error.
+                if file_md5(target)[0] != writer.md5:
+                    raise
+                writer.abort()
+                return target
         assert writer.block is not None  # a block writer (see commit)
         late = ", outside the load window" if writer.manual else ""
         sender = f" from {self.remote}" if self.remote else ""
@@ -145,11 +156,19 @@ class InboundStore:
 
     # -- complete files (also used by the reassembler) -------------------------
     def store_complete(
-        self, writer: DurableWriter, name: str, *, manual: bool, blocks: int | None = None
+        self,
+        writer: DurableWriter,
+        name: str,
+        *,
+        manual: bool,
+        blocks: int | None = None,
+        cursor: int | None = None,
     ) -> Path:
         """Commit a complete compressed file into ``inbox/`` (or ``manual/``).
 
         ``blocks``: it was rebuilt from that many blocks (for its audit trail).
+        ``cursor``: the 504 message code it was fetched as; the peer's cursor
+        advances in the transaction that records the file (exactly once).
 
         Idempotent: when an identical file is already in ``inbox/`` or
         ``manual/`` the writer is discarded and that file is (re)recorded.
@@ -169,11 +188,19 @@ class InboundStore:
                 if target.exists():
                     log.warning("%s: %s replaced by a different file", self.spool.peer, target)
                     move_aside(target, self.spool.dir(SpoolState.ARCHIVE), stamp=True)
-                path = writer.commit(target)
+                try:
+                    path = writer.commit(target)
+                except FileExistsError:
+                    # Stored by another replica meanwhile (our lock is per host):
+                    # the same file is recorded as a duplicate, a different one refused.
+                    if self._find_identical(name, md5) != target:
+                        raise
+                    writer.abort()
+                    path = target
                 if self.decompress:
                     self._write_decompressed_copy(path, name)
             self.ledger.record_received(
-                self.spool.peer, name, md5, writer.size, path, blocks=blocks
+                self.spool.peer, name, md5, writer.size, path, blocks=blocks, cursor=cursor
             )
         return path
 

@@ -4,6 +4,7 @@ One :class:`Ledger` object is the whole interface; see :mod:`.ledger`.
 """
 
 from concentrador.spool.ledger.codes import CodedEntry
+from concentrador.spool.ledger.cycles import CycleEntry
 from concentrador.spool.ledger.events import EventKind, FileEvent, NewEvent
 from concentrador.spool.ledger.ledger import Ledger
 from concentrador.spool.ledger.notes import UnclassifiedEntry
@@ -16,6 +17,7 @@ from concentrador.spool.ledger.search import FilePage, FileQuery, FileRow
 __all__ = [
     "SCHEMA_VERSION",
     "CodedEntry",
+    "CycleEntry",
     "EventKind",
     "FileEvent",
     "FilePage",

@@ -14,22 +14,23 @@ the highest code of a peer whose message is stored durably. It advances in
 the transaction that records the received file, and never backwards unless
 an operator rewinds it.
 
-Plain functions over a ``sqlite3.Connection`` (no SQLite-only SQL), wrapped by
+Plain functions over a ``backend.Connection`` (SQLite or PostgreSQL), wrapped by
 :class:`~concentrador.spool.ledger.ledger.Ledger`, like ``push.py``.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from concentrador.spool.ledger.backend import POSTGRESQL, Connection
 from concentrador.spool.ledger.schema import from_text, to_text, utc_now
 
 __all__ = [
     "CodedEntry",
     "advance_cursor",
     "allocate",
+    "lock_counter",
     "select_by_code",
     "select_by_name",
     "select_cursor",
@@ -59,19 +60,34 @@ def _entry(row: tuple) -> CodedEntry:
     return CodedEntry(code, name, original, file_type, size, md5, from_text(published_at), state)
 
 
-def allocate(conn: sqlite3.Connection, count: int) -> int:
+def allocate(conn: Connection, count: int) -> int:
     """Take ``count`` codes (inside the caller's write transaction); the first one.
 
     The codes are ``first .. first + count - 1``. One UPDATE moves the counter
-    for a whole publication; the write lock of the transaction serialises it.
+    for a whole publication. On SQLite the transaction's write lock
+    serialises it; on PostgreSQL the counter row's lock, held until commit,
+    does: a second publication waits, so codes are committed in the order
+    they are given and a client listing "after N" never skips one.
     """
-    conn.execute("UPDATE sequences SET value = value + ? WHERE name = ?", (count, _SEQUENCE))
-    (last,) = conn.execute("SELECT value FROM sequences WHERE name = ?", (_SEQUENCE,)).fetchone()
+    (last,) = conn.execute(
+        "UPDATE sequences SET value = value + ? WHERE name = ? RETURNING value",
+        (count, _SEQUENCE),
+    ).fetchone()
     return int(last) - count + 1
 
 
+def lock_counter(conn: Connection) -> None:
+    """Take the counter's lock now (PostgreSQL), before locking ``published`` rows.
+
+    Every transaction that allocates codes locks the counter first, then
+    rows: one lock order, so two of them never deadlock.
+    """
+    if conn.dialect == POSTGRESQL:
+        conn.execute("SELECT value FROM sequences WHERE name = ? FOR UPDATE", (_SEQUENCE,))
+
+
 def select_entries(
-    conn: sqlite3.Connection,
+    conn: Connection,
     peer: str,
     *,
     after_code: int | None,
@@ -102,18 +118,14 @@ def select_entries(
     return [_entry(row) for row in conn.execute(sql, params).fetchall()]
 
 
-def select_by_code(
-    conn: sqlite3.Connection, peer: str, code: int, state: str | None
-) -> CodedEntry | None:
+def select_by_code(conn: Connection, peer: str, code: int, state: str | None) -> CodedEntry | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM published WHERE code = ? AND peer = ?", (code, peer)
     ).fetchone()
     return _matching(row, state)
 
 
-def select_by_name(
-    conn: sqlite3.Connection, peer: str, name: str, state: str | None
-) -> CodedEntry | None:
+def select_by_name(conn: Connection, peer: str, name: str, state: str | None) -> CodedEntry | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM published WHERE peer = ? AND name = ?", (peer, name)
     ).fetchone()
@@ -127,12 +139,12 @@ def _matching(row: tuple | None, state: str | None) -> CodedEntry | None:
     return entry if state is None or entry.state == state else None
 
 
-def select_cursor(conn: sqlite3.Connection, peer: str) -> int:
+def select_cursor(conn: Connection, peer: str) -> int:
     row = conn.execute("SELECT code FROM iec_cursor WHERE peer = ?", (peer,)).fetchone()
     return int(row[0]) if row is not None else 0
 
 
-def advance_cursor(conn: sqlite3.Connection, peer: str, code: int, *, rewind: bool = False) -> int:
+def advance_cursor(conn: Connection, peer: str, code: int, *, rewind: bool = False) -> int:
     """Move ``peer``'s cursor to ``code``: only forwards unless ``rewind``; the cursor after."""
     if isinstance(code, bool) or not isinstance(code, int) or code < 0:
         raise ValueError(f"a message code cursor is an integer >= 0, got {code!r}")

@@ -9,26 +9,24 @@ through these functions inside its own transaction, so the trail never
 disagrees with the state. ``actor`` is None for the daemon itself, else who
 acted (``"cli"``, ``"admin@127.0.0.1"``).
 
-Plain functions over a ``sqlite3.Connection``, like ``push.py``.
+Plain functions over a ``backend.Connection``, like ``push.py``.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
+from concentrador.spool.ledger.backend import Connection
 from concentrador.spool.ledger.schema import from_text, to_text, utc_now
 
 __all__ = [
     "EventKind",
     "FileEvent",
     "NewEvent",
-    "drop_inserts",
     "has_unlisted",
     "insert_event",
     "insert_events",
@@ -91,7 +89,7 @@ _INSERT = "INSERT INTO events (at, peer, name, kind, detail, actor) VALUES (?, ?
 
 
 def insert_event(
-    conn: sqlite3.Connection,
+    conn: Connection,
     peer: str,
     name: str,
     kind: EventKind | str,
@@ -100,44 +98,39 @@ def insert_event(
     actor: str | None = None,
     at: datetime | None = None,
 ) -> None:
-    conn.execute(_INSERT, (to_text(at or utc_now()), peer, name, str(kind), detail, actor))
+    if conn.trail:
+        conn.execute(_INSERT, (to_text(at or utc_now()), peer, name, str(kind), detail, actor))
 
 
 def insert_events(
-    conn: sqlite3.Connection,
+    conn: Connection,
     events: Iterable[tuple[str, str, EventKind | str, str]],
     *,
     actor: str | None = None,
     at: datetime | None = None,
 ) -> None:
-    """Several ``(peer, name, kind, detail)`` events at one time, one statement."""
-    when = to_text(at or utc_now())
-    conn.executemany(
-        _INSERT,
-        [(when, peer, name, str(kind), detail, actor) for peer, name, kind, detail in events],
-    )
+    """Several ``(peer, name, kind, detail)`` events at one time, one statement.
 
-
-def drop_inserts(conn: sqlite3.Connection) -> None:
-    """From now on, this connection's event inserts write nothing (``Ledger(trail=False)``).
-
-    A TEMP trigger lives in this connection only: other processes on the same
-    ledger file keep their trail, and the state changes beside each event still run.
+    Nothing when ``conn.trail`` is False (``Ledger(trail=False)``): that
+    connection writes no event, other connections to the same ledger keep
+    their trail, and the state changes beside each event still run.
     """
-    conn.execute(
-        "CREATE TEMP TRIGGER IF NOT EXISTS no_trail BEFORE INSERT ON main.events "
-        "BEGIN SELECT RAISE(IGNORE); END"
-    )
+    if not conn.trail:
+        return
+    when = to_text(at or utc_now())
+    rows = [(when, peer, name, str(kind), detail, actor) for peer, name, kind, detail in events]
+    if rows:
+        conn.executemany(_INSERT, rows)
 
 
-def insert_new(conn: sqlite3.Connection, new: Iterable[NewEvent]) -> None:
+def insert_new(conn: Connection, new: Iterable[NewEvent]) -> None:
     for event in new:
         insert_event(
             conn, event.peer, event.name, event.kind, event.detail, actor=event.actor, at=event.at
         )
 
 
-def select_events(conn: sqlite3.Connection, peer: str, name: str) -> list[FileEvent]:
+def select_events(conn: Connection, peer: str, name: str) -> list[FileEvent]:
     """The trail of one file, oldest first (``id`` order is insertion order)."""
     rows = conn.execute(
         "SELECT id, at, peer, name, kind, detail, actor FROM events "
@@ -147,43 +140,40 @@ def select_events(conn: sqlite3.Connection, peer: str, name: str) -> list[FileEv
     return [FileEvent(i, from_text(at), p, n, k, d, a) for i, at, p, n, k, d, a in rows]
 
 
-def has_unlisted(conn: sqlite3.Connection, peer: str, lock: AbstractContextManager[Any]) -> bool:
-    """Is any published file of ``peer`` not listed yet? (a read, under ``lock``)"""
-    with lock:
-        row = conn.execute(
-            "SELECT 1 FROM published WHERE peer = ? AND state = 'published' "
-            "AND listed_at IS NULL LIMIT 1",
-            (peer,),
-        ).fetchone()
+def has_unlisted(conn: Connection, peer: str) -> bool:
+    """Is any published file of ``peer`` not listed yet? (a read: no write lock taken)"""
+    row = conn.execute(
+        "SELECT 1 FROM published WHERE peer = ? AND state = 'published' "
+        "AND listed_at IS NULL LIMIT 1",
+        (peer,),
+    ).fetchone()
     return row is not None
 
 
-def note_first_listing(conn: sqlite3.Connection, peer: str, remote: str | None) -> int:
+def note_first_listing(conn: Connection, peer: str, remote: str | None) -> int:
     """One ``listed`` event per published file not listed before; returns how many.
 
     Only the first listing is an event: a peer lists every few minutes, and
-    the trail must say when it could first see the file, not flood.
+    the trail must say when it could first see the file, not flood. The
+    UPDATE claims the rows (listed_at NULL -> now) and says which files they
+    are: two replicas listing at once write each event once (on PostgreSQL
+    the second UPDATE waits for the first, then finds listed_at set).
     """
-    now = to_text(utc_now())
+    now = utc_now()
     detail = f"to {remote}" if remote else ""
     # Rows with listed_at NULL are few (the new ones); the (peer, state)
     # index narrows the scan to what is listed at all.
-    cur = conn.execute(
-        "INSERT INTO events (at, peer, name, kind, detail, actor) "
-        "SELECT DISTINCT ?, peer, original, ?, ?, NULL FROM published "
-        "WHERE peer = ? AND state = 'published' AND listed_at IS NULL",
-        (now, str(EventKind.LISTED), detail, peer),
-    )
-    if cur.rowcount:
-        conn.execute(
-            "UPDATE published SET listed_at = ? "
-            "WHERE peer = ? AND state = 'published' AND listed_at IS NULL",
-            (now, peer),
-        )
-    return cur.rowcount
+    rows = conn.execute(
+        "UPDATE published SET listed_at = ? "
+        "WHERE peer = ? AND state = 'published' AND listed_at IS NULL RETURNING original",
+        (to_text(now), peer),
+    ).fetchall()
+    originals = sorted({row[0] for row in rows})
+    insert_events(conn, [(peer, o, EventKind.LISTED, detail) for o in originals], at=now)
+    return len(originals)
 
 
-def note_fetch(conn: sqlite3.Connection, peer: str, name: str, remote: str | None) -> None:
+def note_fetch(conn: Connection, peer: str, name: str, remote: str | None) -> None:
     """A ``fetched`` event on the trail of the file that ``name`` (a block or a file) is of."""
     row = conn.execute(
         "SELECT original, size FROM published WHERE peer = ? AND name = ?", (peer, name)

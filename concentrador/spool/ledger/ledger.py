@@ -6,24 +6,22 @@ received files still await confirmation, push retry state, which received
 blocks arrived outside their peer's load window, small status facts, and the
 audit trail of every file (``events.py``: each state-changing method writes
 its event in the same transaction, so the trail never disagrees), and the
-IEC 62325-504 message codes and client cursors (``codes.py``). It
-is one SQLite file (WAL, ``synchronous=FULL``) behind this narrow interface,
-which is meant to be re-implemented on PostgreSQL for operators
-that run several replicas: the SQL is plain (``INSERT ... ON CONFLICT``,
-no SQLite-only functions), timestamps are stored as fixed-width UTC ISO-8601
-text so that string order is time order, and callers only see dataclasses.
+IEC 62325-504 message codes and client cursors (``codes.py``).
 
-Thread safety: one connection shared by all threads, serialised by a lock.
-Several processes (daemon + CLI) may open the same file; SQLite's own
-locking plus a busy timeout handles that.
+Two databases behind this one interface (``backend.py``): one SQLite file
+(WAL, ``synchronous=FULL``; ``sqlite_db.py``), the default, or PostgreSQL
+(``[ledger] url``; ``postgres_db.py``) for operators that run several
+replicas. The SQL is plain and written once (``INSERT ... ON CONFLICT``, no
+SQLite-only functions), timestamps are stored as fixed-width UTC ISO-8601
+text so that string order is time order, and callers only see dataclasses.
+Thread safe: SQLite shares one connection under a lock, PostgreSQL a pool.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
@@ -39,7 +37,9 @@ from concentrador.spool.ledger import (
     received,
     search,
 )
+from concentrador.spool.ledger.backend import Connection, Database
 from concentrador.spool.ledger.codes import CodedEntry
+from concentrador.spool.ledger.cycles import CycleLogMethods
 from concentrador.spool.ledger.events import EventKind, FileEvent, NewEvent
 from concentrador.spool.ledger.notes import UnclassifiedEntry
 from concentrador.spool.ledger.published import PublishedEntry
@@ -47,42 +47,61 @@ from concentrador.spool.ledger.push import PushState
 from concentrador.spool.ledger.received import ReceivedEntry
 from concentrador.spool.ledger.schema import LedgerError, apply_migrations, utc_now
 from concentrador.spool.ledger.search import FilePage, FileQuery
+from concentrador.spool.ledger.sqlite_db import SqliteDatabase
 
 __all__ = ["Ledger"]  # the package re-exports the entries from their own modules
 
 
-class Ledger:
-    """The spool's SQLite ledger. Open once per process; :meth:`close` at exit.
+class Ledger(CycleLogMethods):
+    """The spool's ledger. Open once per process; :meth:`close` at exit.
 
-    The tables and migrations are in ``schema.py``; the SQL of each part in its
-    module (``published``, ``codes``, ``received``, ``push``, ``outside_window``,
-    ``notes``, ``events``, ``search``: functions over a connection, called from here).
+    ``Ledger(path)``: the SQLite file ``path``; ``Ledger(path, url="postgresql://...")``:
+    that PostgreSQL database instead (``path`` is then unused). Either way the
+    schema is created or migrated on open. The tables and migrations are in
+    ``schema.py``; the SQL of each part in its module (``published``, ``codes``,
+    ``received``, ``push``, ``outside_window``, ``notes``, ``events``,
+    ``search``: functions over a connection, called from here).
     """
 
-    def __init__(self, path: Path, *, timeout: float = 30.0, trail: bool = True,
+    def __init__(self, path: Path | str | None = None, *, url: str | None = None,
+                 timeout: float = 30.0, trail: bool = True, pool_size: int | None = None,
                  classifier: TypeClassifier | None = None) -> None:  # fmt: skip
         # trail=False: no events, for bench/trail_cost_bench.py only (never a config key).
-        self.path = Path(path)
         self.trail = trail
         self.classifier = classifier or TypeClassifier()  # types received files
-        self._lock = threading.RLock()
+        self.path = Path(path) if path is not None else None
+        self._db: Database
         try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit is on disk before we tell a peer "stored".
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-            if not trail:
-                events.drop_inserts(self._conn)
+            if url is not None:
+                from concentrador.spool.ledger import postgres_db as pg
+
+                size = pool_size or pg.DEFAULT_POOL_SIZE
+                self._db = pg.PostgresDatabase(url, timeout=timeout, trail=trail, pool_size=size)
+            elif self.path is None:
+                raise ValueError("a ledger needs a SQLite path or a PostgreSQL url")
+            else:
+                self._db = SqliteDatabase(self.path, timeout=timeout, trail=trail)
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"cannot open ledger {self.path}: {exc}") from exc
+        try:
+            self._migrate()
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise LedgerError(f"cannot open ledger {self.location}: {exc}") from exc
+            raise
+
+    @property
+    def location(self) -> str:
+        """Where the ledger is, for messages: its file, or its URL without password."""
+        return self._db.location
+
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._db.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -91,43 +110,23 @@ class Ledger:
         self.close()
 
     # -- plumbing ------------------------------------------------------------
-    @contextmanager
-    def _transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        # IMMEDIATE takes the write lock up front, so two processes never both
-        # read-then-write and deadlock on the upgrade. durable=False is for
-        # events that only observe (listed, fetched, a block arrived): their
-        # commit skips the fsync (WAL, synchronous=NORMAL: a power cut may
-        # lose the last ones, never corrupt), so a fetch costs no extra disk flush.
-        with self._lock:
-            if not durable:
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
-            finally:
-                if not durable:
-                    self._conn.execute("PRAGMA synchronous=FULL")
+    def _transaction(self, *, durable: bool = True) -> AbstractContextManager[Connection]:
+        return self._db.transaction(durable=durable)
 
     def _migrate(self) -> None:
         with self._transaction() as conn:
-            apply_migrations(conn, self.path)
+            apply_migrations(conn, self.location)
 
     def schema_version(self) -> int:
-        with self._lock:
-            return (
-                self._conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0
-            )
+        with self._db.read() as conn:
+            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
 
     def check_writable(self) -> None:
         """Raise unless a write can commit now (``/readyz``): takes the write
         lock and runs a write that changes nothing, so nothing is recorded."""
         with self._transaction(durable=False) as conn:
-            conn.execute("DELETE FROM kv WHERE 0")
+            conn.execute("DELETE FROM kv WHERE 1 = 0")
 
     # -- publication ---------------------------------------------------------
     def record_published(
@@ -140,24 +139,24 @@ class Ledger:
 
     def entries_for(self, peer: str, state: str = "published") -> list[PublishedEntry]:
         """Names of ``peer`` in ``state``, ordered by original then name."""
-        with self._lock:
-            return published.select_entries(self._conn, peer, state=state)
+        with self._db.read() as conn:
+            return published.select_entries(conn, peer, state=state)
 
     def listing(self, peer: str, state: str = "published") -> list[ListedFile]:
         """(name, file_type, size) of ``peer``'s names in ``state``: the fast path
         for informacionDisponible (no timestamp parsing per row)."""
-        with self._lock:
-            return [ListedFile(*row) for row in published.select_listing(self._conn, peer, state)]
+        with self._db.read() as conn:
+            return [ListedFile(*row) for row in published.select_listing(conn, peer, state)]
 
     def lookup(self, peer: str, name: str) -> PublishedEntry | None:
-        with self._lock:
-            found = published.select_entries(self._conn, peer, name=name)
+        with self._db.read() as conn:
+            found = published.select_entries(conn, peer, name=name)
         return found[0] if found else None
 
     def entries_of(self, peer: str, original: str) -> list[PublishedEntry]:
         """Every listed name (the blocks, or the whole file) of one original."""
-        with self._lock:
-            return published.select_entries(self._conn, peer, original=original)
+        with self._db.read() as conn:
+            return published.select_entries(conn, peer, original=original)
 
     def set_state(
         self,
@@ -195,8 +194,8 @@ class Ledger:
 
     def published_before(self, peer: str, cutoff: datetime) -> list[str]:
         """Originals still ``published`` whose publication is older than ``cutoff``."""
-        with self._lock:
-            return published.select_originals_before(self._conn, peer, cutoff)
+        with self._db.read() as conn:
+            return published.select_originals_before(conn, peer, cutoff)
 
     # -- IEC 62325-504 message codes (SQL in codes.py) -------------------------
     def coded_entries(
@@ -211,27 +210,27 @@ class Ledger:
     ) -> list[CodedEntry]:
         """``peer``'s published names ordered by code: codes > ``after_code``,
         ``start <= published_at < end``, of ``file_type``; at most ``limit``."""
-        with self._lock:
-            return codes.select_entries(self._conn, peer, after_code=after_code, start=start,
+        with self._db.read() as conn:
+            return codes.select_entries(conn, peer, after_code=after_code, start=start,
                                         end=end, file_type=file_type, limit=limit)  # fmt: skip
 
     def coded_entry(
         self, peer: str, code: int, state: str | None = "published"
     ) -> CodedEntry | None:
         """``peer``'s name of this code, in ``state`` (None: any state), or None."""
-        with self._lock:
-            return codes.select_by_code(self._conn, peer, code, state)
+        with self._db.read() as conn:
+            return codes.select_by_code(conn, peer, code, state)
 
     def coded_entry_by_name(
         self, peer: str, name: str, state: str | None = "published"
     ) -> CodedEntry | None:
-        with self._lock:
-            return codes.select_by_name(self._conn, peer, name, state)
+        with self._db.read() as conn:
+            return codes.select_by_name(conn, peer, name, state)
 
     def iec_cursor(self, peer: str) -> int:
         """The last code of ``peer`` stored durably (we call its 504 list after it); 0: none."""
-        with self._lock:
-            return codes.select_cursor(self._conn, peer)
+        with self._db.read() as conn:
+            return codes.select_cursor(conn, peer)
 
     def set_iec_cursor(self, peer: str, code: int, *, rewind: bool = False) -> int:
         """Move ``peer``'s cursor to ``code`` (never back unless ``rewind``); the cursor after."""
@@ -249,8 +248,8 @@ class Ledger:
             notes.delete_unclassified(conn, peer, str(path))
 
     def unclassified(self, peer: str) -> list[UnclassifiedEntry]:
-        with self._lock:
-            return notes.select_unclassified(self._conn, peer)
+        with self._db.read() as conn:
+            return notes.select_unclassified(conn, peer)
 
     # -- received files (SQL in received.py) -----------------------------------
     def record_received(
@@ -278,8 +277,8 @@ class Ledger:
                 codes.advance_cursor(conn, peer, cursor)
 
     def received(self, peer: str, name: str) -> ReceivedEntry | None:
-        with self._lock:
-            return received.select_received(self._conn, peer, name)
+        with self._db.read() as conn:
+            return received.select_received(conn, peer, name)
 
     def mark_confirmed(self, peer: str, *names: str, at: datetime | None = None) -> bool:
         """Note that we confirmed ``names`` to ``peer`` at once; False if any is unknown."""
@@ -288,8 +287,8 @@ class Ledger:
 
     def unconfirmed(self, peer: str) -> list[ReceivedEntry]:
         """Stored files whose confirmation has not (yet) reached the peer."""
-        with self._lock:
-            return received.select_unconfirmed(self._conn, peer)
+        with self._db.read() as conn:
+            return received.select_unconfirmed(conn, peer)
 
     # -- small status facts ----------------------------------------------------
     def set_status(self, peer: str, key: str, value: str) -> None:
@@ -297,13 +296,13 @@ class Ledger:
             notes.upsert_status(conn, peer, key, str(value))
 
     def status(self, peer: str) -> dict[str, str]:
-        with self._lock:
-            return notes.select_status(self._conn, peer)
+        with self._db.read() as conn:
+            return notes.select_status(conn, peer)
 
     # -- push retry state (SQL in push.py) ---------------------------------------
     def push_state(self, peer: str, original: str) -> PushState | None:
-        with self._lock:
-            return push.select_state(self._conn, peer, original)
+        with self._db.read() as conn:
+            return push.select_state(conn, peer, original)
 
     def record_push_attempt(
         self, peer: str, original: str, *, error: str | None, next_attempt_at: datetime | None
@@ -317,8 +316,8 @@ class Ledger:
             return state
 
     def push_states(self, peer: str) -> list[PushState]:
-        with self._lock:
-            return push.select_states(self._conn, peer)
+        with self._db.read() as conn:
+            return push.select_states(conn, peer)
 
     def clear_push_state(self, peer: str, original: str) -> None:
         with self._transaction() as conn:
@@ -336,8 +335,8 @@ class Ledger:
 
     def marked_outside_window(self, peer: str, names: Iterable[str]) -> list[str]:
         """Those of the block ``names`` that arrived outside the load window (sorted)."""
-        with self._lock:
-            return outside_window.select_marked(self._conn, peer, names)
+        with self._db.read() as conn:
+            return outside_window.select_marked(conn, peer, names)
 
     def clear_outside_window(self, peer: str, names: Iterable[str]) -> None:
         """Forget the marks of ``names`` (their set was rebuilt, failed or expired)."""
@@ -363,10 +362,14 @@ class Ledger:
 
     def note_listed(self, peer: str, remote: str | None) -> int:
         """``listed`` events for the files listed to ``peer`` for the first time."""
-        if not self.trail or not events.has_unlisted(self._conn, peer, self._lock):
+        if not self.trail or not self._has_unlisted(peer):
             return 0  # the usual case: no write lock taken for a listing
         with self._transaction(durable=False) as conn:
             return events.note_first_listing(conn, peer, remote)
+
+    def _has_unlisted(self, peer: str) -> bool:
+        with self._db.read() as conn:
+            return events.has_unlisted(conn, peer)
 
     def note_fetched(self, peer: str, name: str, remote: str | None) -> None:
         """``fetched`` event: ``peer`` (from ``remote``) fetched ``name`` (a block or a file)."""
@@ -376,8 +379,8 @@ class Ledger:
 
     def events_for(self, peer: str, name: str) -> list[FileEvent]:
         """The audit trail of one file (its whole name, not a block's), oldest first."""
-        with self._lock:
-            return events.select_events(self._conn, peer, name)
+        with self._db.read() as conn:
+            return events.select_events(conn, peer, name)
 
     def search_files(
         self,
@@ -393,5 +396,5 @@ class Ledger:
     ) -> FilePage:
         """Sent and received files matching every given filter, newest first, one page."""
         query = FileQuery(peer, file_type, state, since, until, text, offset, limit)
-        with self._lock:
-            return search.search(self._conn, query)
+        with self._db.read() as conn:
+            return search.search(conn, query)

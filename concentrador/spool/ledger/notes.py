@@ -1,17 +1,17 @@
 """The SQL of the ledger's small per-peer notes: outbox files that could not be
 published (the ``unclassified`` table) and status facts (the ``kv`` table).
 
-Plain functions over a ``sqlite3.Connection``, wrapped by
+Plain functions over a ``backend.Connection``, wrapped by
 :class:`~concentrador.spool.ledger.ledger.Ledger` in its lock or transaction,
 like ``push.py``.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from typing import NamedTuple
 
+from concentrador.spool.ledger.backend import Connection
 from concentrador.spool.ledger.schema import from_text, to_text, utc_now
 
 __all__ = [
@@ -32,7 +32,7 @@ class UnclassifiedEntry(NamedTuple):
     since: datetime
 
 
-def upsert_unclassified(conn: sqlite3.Connection, peer: str, path: str, reason: str) -> None:
+def upsert_unclassified(conn: Connection, peer: str, path: str, reason: str) -> None:
     """Remember why an outbox file is not published (keeps the first ``since``)."""
     conn.execute(
         "INSERT INTO unclassified (peer, path, reason, since) VALUES (?, ?, ?, ?) "
@@ -41,18 +41,18 @@ def upsert_unclassified(conn: sqlite3.Connection, peer: str, path: str, reason: 
     )
 
 
-def delete_unclassified(conn: sqlite3.Connection, peer: str, path: str) -> None:
+def delete_unclassified(conn: Connection, peer: str, path: str) -> None:
     conn.execute("DELETE FROM unclassified WHERE peer = ? AND path = ?", (peer, path))
 
 
-def select_unclassified(conn: sqlite3.Connection, peer: str) -> list[UnclassifiedEntry]:
+def select_unclassified(conn: Connection, peer: str) -> list[UnclassifiedEntry]:
     rows = conn.execute(
         "SELECT path, reason, since FROM unclassified WHERE peer = ? ORDER BY path", (peer,)
     ).fetchall()
     return [UnclassifiedEntry(p, r, from_text(s)) for p, r, s in rows]
 
 
-def upsert_status(conn: sqlite3.Connection, peer: str, key: str, value: str) -> None:
+def upsert_status(conn: Connection, peer: str, key: str, value: str) -> None:
     conn.execute(
         "INSERT INTO kv (peer, key, value, updated_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (peer, key) DO UPDATE SET "
@@ -61,6 +61,6 @@ def upsert_status(conn: sqlite3.Connection, peer: str, key: str, value: str) -> 
     )
 
 
-def select_status(conn: sqlite3.Connection, peer: str) -> dict[str, str]:
+def select_status(conn: Connection, peer: str) -> dict[str, str]:
     rows = conn.execute("SELECT key, value FROM kv WHERE peer = ? ORDER BY key", (peer,))
     return dict(rows.fetchall())

@@ -4,15 +4,15 @@ A whole file that arrives outside the window goes straight to ``manual/``; a
 block cannot, so the fact ("we answered code 6 for this block") is kept here
 until its set is rebuilt (into ``manual/``), fails or expires. It is state,
 not a call argument: it must survive a restart between the block and the
-rebuild. Plain functions over a ``sqlite3.Connection``, wrapped by
+rebuild. Plain functions over a ``backend.Connection``, wrapped by
 :class:`~concentrador.spool.ledger.ledger.Ledger`.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
+from concentrador.spool.ledger.backend import Connection
 from concentrador.spool.ledger.schema import to_text, utc_now
 
 __all__ = ["delete_marks", "insert_mark", "select_marked"]
@@ -33,7 +33,7 @@ def _chunks(names: Iterable[str]) -> Iterable[list[str]]:
         yield batch
 
 
-def insert_mark(conn: sqlite3.Connection, peer: str, name: str) -> None:
+def insert_mark(conn: Connection, peer: str, name: str) -> None:
     """Mark block ``name`` (keeps the first ``noted_at`` of a re-sent block)."""
     conn.execute(
         "INSERT INTO outside_window (peer, name, noted_at) VALUES (?, ?, ?) "
@@ -42,7 +42,7 @@ def insert_mark(conn: sqlite3.Connection, peer: str, name: str) -> None:
     )
 
 
-def select_marked(conn: sqlite3.Connection, peer: str, names: Iterable[str]) -> list[str]:
+def select_marked(conn: Connection, peer: str, names: Iterable[str]) -> list[str]:
     """Those of ``names`` that are marked, sorted."""
     marked: list[str] = []
     for batch in _chunks(names):
@@ -55,7 +55,7 @@ def select_marked(conn: sqlite3.Connection, peer: str, names: Iterable[str]) -> 
     return sorted(marked)
 
 
-def delete_marks(conn: sqlite3.Connection, peer: str, names: Iterable[str]) -> None:
+def delete_marks(conn: Connection, peer: str, names: Iterable[str]) -> None:
     for batch in _chunks(names):
         holes = ", ".join("?" * len(batch))
         conn.execute(

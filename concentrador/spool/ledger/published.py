@@ -1,19 +1,19 @@
 """The SQL of what we publish for (or push to) peers: the ``published`` table.
 
 One row per listed name: a whole file, or one block ``ORIG.k_n`` of
-``original``. Plain functions over a ``sqlite3.Connection``, wrapped by
+``original``. Plain functions over a ``backend.Connection``, wrapped by
 :class:`~concentrador.spool.ledger.ledger.Ledger` (like ``push.py``); each
 change inserts its audit-trail event (``events.py``) in the caller's transaction.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from concentrador.spool.ledger import codes, events
+from concentrador.spool.ledger.backend import Connection, for_update
 from concentrador.spool.ledger.events import EventKind, NewEvent
 from concentrador.spool.ledger.schema import from_text, to_text
 
@@ -63,7 +63,7 @@ def entry(row: tuple) -> PublishedEntry:
 
 
 def upsert(
-    conn: sqlite3.Connection, entries: Iterable[PublishedEntry], history: Iterable[NewEvent]
+    conn: Connection, entries: Iterable[PublishedEntry], history: Iterable[NewEvent]
 ) -> None:
     """Record (or refresh) names; then ``history`` and one ``published`` event per original."""
     files: dict[tuple[str, str], list[PublishedEntry]] = {}
@@ -94,7 +94,7 @@ def upsert(
 
 
 def update_state(
-    conn: sqlite3.Connection,
+    conn: Connection,
     peer: str,
     original: str,
     state: str,
@@ -114,14 +114,18 @@ def update_state(
 
 
 def reopen(
-    conn: sqlite3.Connection, peer: str, original: str, *, at: datetime, actor: str, reason: str
+    conn: Connection, peer: str, original: str, *, at: datetime, actor: str, reason: str
 ) -> int:
     """Expired → published from ``at`` (a new window, listed anew); rows changed."""
+    # Two replicas re-publishing the same file: the second waits on the rows
+    # (PostgreSQL; SQLite's write lock already serialises), then finds them
+    # published, so the file gets one new window and one event.
+    codes.lock_counter(conn)
     names = [
         row[0]
         for row in conn.execute(
             "SELECT name FROM published WHERE peer = ? AND original = ? AND state = 'expired' "
-            "ORDER BY name",
+            "ORDER BY name" + for_update(conn),
             (peer, original),
         ).fetchall()
     ]
@@ -140,7 +144,7 @@ def reopen(
 
 
 def select_entries(
-    conn: sqlite3.Connection,
+    conn: Connection,
     peer: str,
     *,
     state: str | None = None,
@@ -159,7 +163,7 @@ def select_entries(
     return [entry(r) for r in rows.fetchall()]
 
 
-def select_listing(conn: sqlite3.Connection, peer: str, state: str) -> list[tuple[str, str, int]]:
+def select_listing(conn: Connection, peer: str, state: str) -> list[tuple[str, str, int]]:
     """(name, file_type, size) of ``peer``'s names in ``state``, by original then name."""
     return conn.execute(
         "SELECT name, file_type, size FROM published WHERE peer = ? AND state = ? "
@@ -168,7 +172,7 @@ def select_listing(conn: sqlite3.Connection, peer: str, state: str) -> list[tupl
     ).fetchall()
 
 
-def select_originals_before(conn: sqlite3.Connection, peer: str, cutoff: datetime) -> list[str]:
+def select_originals_before(conn: Connection, peer: str, cutoff: datetime) -> list[str]:
     """Originals still ``published`` whose publication is older than ``cutoff``."""
     rows = conn.execute(
         "SELECT DISTINCT original FROM published "

@@ -1,6 +1,6 @@
 """The SQL of the ledger's push retry bookkeeping (the ``push_state`` table).
 
-Plain functions over a ``sqlite3.Connection``: the one
+Plain functions over a ``backend.Connection``: the one
 :class:`~concentrador.spool.ledger.ledger.Ledger` wraps them in its lock or
 transaction, so callers keep using that one object, and a PostgreSQL port
 re-implements these statements with the rest.
@@ -8,10 +8,10 @@ re-implements these statements with the rest.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from concentrador.spool.ledger.backend import Connection
 from concentrador.spool.ledger.schema import from_text, to_text
 
 __all__ = ["PushState", "clear_state", "record_attempt", "select_state", "select_states"]
@@ -41,14 +41,14 @@ def _push(row: tuple) -> PushState:
     return PushState(peer, original, attempts, last_error, from_text(next_at) if next_at else None)
 
 
-def select_state(conn: sqlite3.Connection, peer: str, original: str) -> PushState | None:
+def select_state(conn: Connection, peer: str, original: str) -> PushState | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM push_state WHERE peer = ? AND original = ?", (peer, original)
     ).fetchone()
     return _push(row) if row is not None else None
 
 
-def select_states(conn: sqlite3.Connection, peer: str) -> list[PushState]:
+def select_states(conn: Connection, peer: str) -> list[PushState]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM push_state WHERE peer = ? ORDER BY original", (peer,)
     ).fetchall()
@@ -56,7 +56,7 @@ def select_states(conn: sqlite3.Connection, peer: str) -> list[PushState]:
 
 
 def record_attempt(
-    conn: sqlite3.Connection,
+    conn: Connection,
     peer: str,
     original: str,
     *,
@@ -77,5 +77,5 @@ def record_attempt(
     return state
 
 
-def clear_state(conn: sqlite3.Connection, peer: str, original: str) -> None:
+def clear_state(conn: Connection, peer: str, original: str) -> None:
     conn.execute("DELETE FROM push_state WHERE peer = ? AND original = ?", (peer, original))

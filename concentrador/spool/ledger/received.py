@@ -1,6 +1,6 @@
 """The SQL of the files received from peers (the ``received`` table) and their events.
 
-Plain functions over a ``sqlite3.Connection``, wrapped by
+Plain functions over a ``backend.Connection``, wrapped by
 :class:`~concentrador.spool.ledger.ledger.Ledger` in its lock or transaction
 (like ``push.py``); each change inserts its audit-trail event (``events.py``)
 in the caller's transaction.
@@ -8,11 +8,11 @@ in the caller's transaction.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from concentrador.spool.ledger.backend import Connection, lock
 from concentrador.spool.ledger.events import EventKind, insert_event
 from concentrador.spool.ledger.schema import from_text, to_text, utc_now
 
@@ -48,14 +48,14 @@ def _entry(row: tuple) -> ReceivedEntry:
     )
 
 
-def select_received(conn: sqlite3.Connection, peer: str, name: str) -> ReceivedEntry | None:
+def select_received(conn: Connection, peer: str, name: str) -> ReceivedEntry | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM received WHERE peer = ? AND name = ?", (peer, name)
     ).fetchone()
     return _entry(row) if row is not None else None
 
 
-def select_unconfirmed(conn: sqlite3.Connection, peer: str) -> list[ReceivedEntry]:
+def select_unconfirmed(conn: Connection, peer: str) -> list[ReceivedEntry]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM received "
         "WHERE peer = ? AND confirmed_at IS NULL ORDER BY received_at, name",
@@ -65,7 +65,7 @@ def select_unconfirmed(conn: sqlite3.Connection, peer: str) -> list[ReceivedEntr
 
 
 def upsert(
-    conn: sqlite3.Connection,
+    conn: Connection,
     peer: str,
     name: str,
     md5: str,
@@ -84,6 +84,9 @@ def upsert(
     folder = Path(stored_path).parent.name
     state = folder if folder in _STORED_STATES else "inbox"
     at = to_text(received_at or utc_now())
+    # Read-then-write: the same file stored by two replicas at once is one
+    # "stored" and one "duplicate", never two "stored".
+    lock(conn, "received", peer, name)
     before = conn.execute(
         "SELECT md5 FROM received WHERE peer = ? AND name = ?", (peer, name)
     ).fetchone()
@@ -109,7 +112,7 @@ def upsert(
     insert_event(conn, peer, name, EventKind.STORED, detail)
 
 
-def mark_confirmed(conn: sqlite3.Connection, peer: str, name: str, at: datetime) -> bool:
+def mark_confirmed(conn: Connection, peer: str, name: str, at: datetime) -> bool:
     cur = conn.execute(
         "UPDATE received SET confirmed_at = ? WHERE peer = ? AND name = ?",
         (to_text(at), peer, name),

@@ -5,15 +5,15 @@ a received file is one ``received`` row. Both are filtered *before* the
 union (so each side can use its indexes: ``(peer, state, published_at)``,
 ``(peer, original)``, ``(peer, received_at)``, the time indexes), ordered
 newest first and cut to one page by SQL: nothing scales with the table in
-Python. Plain functions over a ``sqlite3.Connection``, like ``push.py``.
+Python. Plain functions over a ``backend.Connection``, like ``push.py``.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from concentrador.spool.ledger.backend import Connection
 from concentrador.spool.ledger.schema import from_text, to_text
 
 __all__ = ["RECEIVED", "SENT", "FilePage", "FileQuery", "FileRow", "build_search", "search"]
@@ -94,8 +94,12 @@ def build_search(query: FileQuery) -> tuple[str, str, list[object]]:
     if query.file_type is not None:
         both("file_type = ?", "file_type = ?", query.file_type)
     sent = (
-        f"SELECT '{SENT}' AS direction, peer, original AS name, file_type, state,"
-        " SUM(size) AS size, COUNT(*) AS blocks, MIN(published_at) AS at,"
+        # The blocks of one original share their type and state: MIN() picks
+        # it (PostgreSQL refuses a bare column beside GROUP BY; SUM of BIGINT
+        # would be NUMERIC there).
+        f"SELECT '{SENT}' AS direction, peer, original AS name, MIN(file_type) AS file_type,"
+        " MIN(state) AS state, CAST(SUM(size) AS BIGINT) AS size, COUNT(*) AS blocks,"
+        " MIN(published_at) AS at,"
         " NULL AS confirmed_at FROM published"
         + (" WHERE " + " AND ".join(sent_where) if sent_where else "")
         + " GROUP BY peer, original"
@@ -106,11 +110,11 @@ def build_search(query: FileQuery) -> tuple[str, str, list[object]]:
     )
     union = f"{sent} UNION ALL {received}"
     page = f"{union} ORDER BY at DESC, peer, name LIMIT ? OFFSET ?"
-    count = f"SELECT COUNT(*) FROM ({union})"
+    count = f"SELECT COUNT(*) FROM ({union}) AS matching"
     return page, count, [*sent_params, *received_params]
 
 
-def _reviewed(conn: sqlite3.Connection, peer: str, name: str) -> bool:
+def _reviewed(conn: Connection, peer: str, name: str) -> bool:
     # One indexed lookup per row of the page (at most ``limit``).
     row = conn.execute(
         "SELECT 1 FROM events WHERE peer = ? AND name = ? AND kind = 'reviewed' LIMIT 1",
@@ -119,7 +123,7 @@ def _reviewed(conn: sqlite3.Connection, peer: str, name: str) -> bool:
     return row is not None
 
 
-def search(conn: sqlite3.Connection, query: FileQuery) -> FilePage:
+def search(conn: Connection, query: FileQuery) -> FilePage:
     if query.offset < 0 or not 1 <= query.limit <= 1000:
         raise ValueError(f"bad page: offset {query.offset}, limit {query.limit} (1-1000)")
     page_sql, count_sql, params = build_search(query)

@@ -228,7 +228,7 @@ class Committer:
         self._archive(manifest)
         self._step("archived")
         shutil.rmtree(staging, ignore_errors=True)
-        fsync_dir(self.spool.work_dir)
+        fsync_dir(self.spool.staging_dir)
 
     def _archive(self, manifest: Manifest) -> None:
         source = self.spool.base / manifest["source"]
@@ -257,7 +257,7 @@ class Committer:
 
     # -- recovery ------------------------------------------------------------------
     def staging_dirs(self) -> list[Path]:
-        work = self.spool.work_dir
+        work = self.spool.staging_dir
         if not work.is_dir():
             return []
         return sorted(p for p in work.glob(f"{STAGING_PREFIX}*") if p.is_dir())
@@ -288,4 +288,4 @@ class Committer:
 
     def discard(self, staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
-        fsync_dir(self.spool.work_dir)
+        fsync_dir(self.spool.staging_dir)

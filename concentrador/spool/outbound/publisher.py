@@ -256,7 +256,7 @@ class Publisher:
         if problem is not None:
             self._refuse(candidate, problem)
             return None
-        staging = self.spool.work_dir / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+        staging = self.spool.staging_dir / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
         with self._lock:
             if candidate.path in self._busy_paths or published_name in self._reserved_names:
                 return None  # another thread has it (or a file that maps to the same name)

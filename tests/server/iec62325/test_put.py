@@ -90,7 +90,7 @@ async def test_another_peers_key_is_refused(start_504, crec, pki) -> None:
         crec, url_504(node), put_body(NAME, b"BZh9x", signing_key(pki, "OTRO-client"))
     )
     assert answer.status == 500 and answer.code == "HAND-007"
-    assert "not a certificate of the authenticated peer" in answer.errors[0].details
+    assert "not a dn of peer CREC" in answer.errors[0].details
     assert stored(node) == {}
 
 

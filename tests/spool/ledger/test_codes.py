@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from concentrador.spool.ledger import CodedEntry, Ledger, PublishedEntry
-from concentrador.spool.ledger.schema import MIGRATIONS, SCHEMA_VERSION
+from concentrador.spool.ledger.schema import MIGRATIONS, SCHEMA_VERSION, statement_for
+from tests.spool.ledger.conftest import SQLITE_ONLY, LedgerFactory
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
@@ -24,12 +25,13 @@ def _codes(ledger: Ledger, peer: str) -> dict[str, int]:
 
 
 def _v4_ledger(path: Path, rows: list[tuple[str, str, str, str]]) -> None:
-    """A ledger as version 4 left it, with (peer, name, published_at, state) rows."""
+    """A SQLite ledger as version 4 left it, with (peer, name, published_at, state) rows
+    (SQLite only: PostgreSQL ledgers start at version 5)."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
     for version, statements in MIGRATIONS[:4]:
         for statement in statements:
-            conn.execute(statement)
+            conn.execute(statement_for("sqlite", statement))
         conn.execute("INSERT INTO schema_migrations VALUES (?, 'x')", (version,))
     for peer, name, at, state in rows:
         conn.execute(
@@ -53,7 +55,7 @@ def test_migration_backfills_codes_in_publication_order(tmp_path: Path) -> None:
         ],
     )
     with Ledger(path) as led:
-        assert led.schema_version() == SCHEMA_VERSION == 5
+        assert led.schema_version() == SCHEMA_VERSION >= 5
         # Every row is coded, expired ones too; ties by peer then name.
         assert _codes(led, "A") == {"first": 1, "tie-b": 3}
         assert _codes(led, "B") == {"tie-a": 4, "late": 5}
@@ -73,16 +75,16 @@ def test_migration_of_an_empty_v4_ledger(tmp_path: Path) -> None:
         assert _codes(led, "A") == {"x": 1}
 
 
-def test_codes_are_monotonic_across_reopen_and_never_reused(tmp_path: Path) -> None:
-    path = tmp_path / "l.sqlite3"
-    with Ledger(path) as led:
+def test_codes_are_monotonic_across_reopen_and_never_reused(open_ledger: LedgerFactory) -> None:
+    with open_ledger() as led:
         led.record_published([_file("A", "a1", T0), _file("A", "a2", T0)])
         led.record_published([_file("B", "b1", T0)])
         assert (_codes(led, "A"), _codes(led, "B")) == ({"a1": 1, "a2": 2}, {"b1": 3})
         led.set_state("B", "b1", "expired")
         # The highest code's row is deleted: its code is still never given again.
-        led._conn.execute("DELETE FROM published WHERE code = 3")
-    with Ledger(path) as led:
+        with led._transaction() as conn:
+            conn.execute("DELETE FROM published WHERE code = 3")
+    with open_ledger() as led:
         led.record_published([_file("B", "b2", T0)])
         assert _codes(led, "B") == {"b2": 4}
         # Re-recording a name (a new file under it) is news: a new code.
@@ -100,10 +102,9 @@ def test_republished_file_gets_new_codes(ledger: Ledger) -> None:
     assert ledger.republish("A", "F", at=T0, actor="op", reason="again") == 0
 
 
-def test_concurrent_ledgers_never_share_a_code(tmp_path: Path) -> None:
-    path = tmp_path / "l.sqlite3"
-    Ledger(path).close()
-    ledgers = [Ledger(path) for _ in range(4)]
+def test_concurrent_ledgers_never_share_a_code(open_ledger: LedgerFactory) -> None:
+    open_ledger().close()
+    ledgers = [open_ledger() for _ in range(4)]
 
     def publish(index: int) -> None:
         for n in range(25):
@@ -116,8 +117,6 @@ def test_concurrent_ledgers_never_share_a_code(tmp_path: Path) -> None:
         thread.join()
     codes = sorted(c for i in range(4) for c in _codes(ledgers[0], f"P{i}").values())
     assert codes == list(range(1, 101))
-    for led in ledgers:
-        led.close()
 
 
 def test_coded_entries_filters(ledger: Ledger) -> None:
@@ -156,6 +155,7 @@ def test_coded_entries_filters(ledger: Ledger) -> None:
     assert ledger.coded_entry_by_name("A", "nope") is None
 
 
+@SQLITE_ONLY  # SQLite's query planner and trace callback
 def test_after_code_over_many_rows_is_an_index_range_scan(ledger: Ledger) -> None:
     entries = [
         _file(f"P{i % 4}", f"F{i}", T0 + timedelta(seconds=i), "CUR" if i % 2 else "MAG")
@@ -166,15 +166,16 @@ def test_after_code_over_many_rows_is_an_index_range_scan(ledger: Ledger) -> Non
     with ledger._transaction() as conn:
         conn.execute("ANALYZE")
     statements: list[str] = []
-    ledger._conn.set_trace_callback(statements.append)
+    raw = ledger._db.connection  # type: ignore[attr-defined]
+    raw.set_trace_callback(statements.append)
     try:
         got = ledger.coded_entries("P1", after_code=6_000, file_type="CUR")
     finally:
-        ledger._conn.set_trace_callback(None)
+        raw.set_trace_callback(None)
     expected = [i + 1 for i in range(12_000) if i % 4 == 1 and i % 8 != 1 and i + 1 > 6_000]
     assert [e.code for e in got] == expected
     (sql,) = [s for s in statements if s.startswith("SELECT")]
-    plan = [row[-1] for row in ledger._conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+    plan = [row[-1] for row in raw.execute(f"EXPLAIN QUERY PLAN {sql}")]
     assert any(
         d.startswith(
             "SEARCH published USING INDEX published_peer_code (peer=? AND state=? AND code>?)"
@@ -202,15 +203,14 @@ def test_record_received_advances_the_cursor_in_its_transaction(ledger: Ledger) 
     assert ledger.iec_cursor("REE") == 7
 
 
-def test_cursor_survives_reopen_and_rewinds_only_when_asked(tmp_path: Path) -> None:
-    path = tmp_path / "l.sqlite3"
-    with Ledger(path) as led:
+def test_cursor_survives_reopen_and_rewinds_only_when_asked(open_ledger: LedgerFactory) -> None:
+    with open_ledger() as led:
         assert led.set_iec_cursor("REE", 10) == 10
         assert led.set_iec_cursor("REE", 4) == 10
-    with Ledger(path) as led:
+    with open_ledger() as led:
         assert led.iec_cursor("REE") == 10
         assert led.set_iec_cursor("REE", 4, rewind=True) == 4
         with pytest.raises(ValueError):
             led.set_iec_cursor("REE", True)
-    with Ledger(path) as led:
+    with open_ledger() as led:
         assert led.iec_cursor("REE") == 4

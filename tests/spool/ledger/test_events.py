@@ -10,8 +10,9 @@ import pytest
 
 from concentrador.protocol.filetypes import TypeClassifier
 from concentrador.spool.ledger import SCHEMA_VERSION, EventKind, Ledger, NewEvent, PublishedEntry
-from concentrador.spool.ledger.schema import MIGRATIONS
+from concentrador.spool.ledger.schema import MIGRATIONS, statement_for
 from concentrador.spool.ledger.search import FileQuery, build_search
+from tests.spool.ledger.conftest import SQLITE_ONLY, LedgerFactory
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -102,9 +103,10 @@ def test_listed_once_per_publication_and_fetched_per_block(ledger: Ledger) -> No
     assert ledger.note_listed("A", None) == 1
 
 
-def test_a_ledger_without_trail_changes_state_but_writes_no_event(tmp_path: Path) -> None:
-    path = tmp_path / "l.sqlite3"
-    with Ledger(path, trail=False) as quiet, Ledger(path) as other:
+def test_a_ledger_without_trail_changes_state_but_writes_no_event(
+    open_ledger: LedgerFactory, tmp_path: Path
+) -> None:
+    with open_ledger(trail=False) as quiet, open_ledger() as other:
         dropped = NewEvent("A", "F.bz2", EventKind.DROPPED)
         quiet.record_published(blocks("A", "F.bz2", 2), history=[dropped])
         assert quiet.note_listed("A", "10.0.0.7") == 0
@@ -122,6 +124,7 @@ def test_a_ledger_without_trail_changes_state_but_writes_no_event(tmp_path: Path
 
 
 def test_migration_from_v2_keeps_rows_and_reads_the_received_folder(tmp_path: Path) -> None:
+    # SQLite only: the version-2 file is built by hand (PostgreSQL ledgers start at v5).
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
@@ -129,7 +132,7 @@ def test_migration_from_v2_keeps_rows_and_reads_the_received_folder(tmp_path: Pa
         if version > 2:
             break
         for statement in statements:
-            conn.execute(statement)
+            conn.execute(statement_for("sqlite", statement))
         conn.execute("INSERT INTO schema_migrations VALUES (?, 'x')", (version,))
     for name, folder in (("A.bz2", "inbox"), ("B.bz2", "manual")):
         conn.execute(
@@ -189,10 +192,12 @@ def test_search_filters_and_pages(filled: Ledger) -> None:
         filled.search_files(limit=0)
 
 
-def test_received_files_are_typed_by_the_ledger_classifier(tmp_path: Path) -> None:
+def test_received_files_are_typed_by_the_ledger_classifier(
+    open_ledger: LedgerFactory, tmp_path: Path
+) -> None:
     inbox = tmp_path / "A" / "inbox"
     classifier = TypeClassifier({"F1": "CUR", "INCI*": "INC"})
-    with Ledger(tmp_path / "l.sqlite3", classifier=classifier) as led:
+    with open_ledger(classifier=classifier) as led:
         for name in ("INCIDENCIAS_0086_1.bz2", "F1_0086_2.bz2", "ZZ_unknown.bz2"):
             led.record_received("A", name, "e" * 32, 3, inbox / name, received_at=T0)
         types = {r.name: r.file_type for r in led.search_files().rows}
@@ -214,6 +219,7 @@ def test_search_shows_reviewed(filled: Ledger) -> None:
     assert rows == {"F1_b.bz2": True, "F5_in.bz2": False, "P1_a.bz2": False}
 
 
+@SQLITE_ONLY  # SQLite's query planner (EXPLAIN QUERY PLAN)
 def test_search_of_100000_rows_uses_indexes(ledger: Ledger) -> None:
     # 60,000 block rows (20,000 files) sent and 40,000 files received, over 4 peers.
     sent = [
@@ -254,7 +260,8 @@ def test_search_of_100000_rows_uses_indexes(ledger: Ledger) -> None:
     }
     for query, wanted in expectations.items():
         page_sql, _count_sql, params = build_search(query)
-        plan = ledger._conn.execute(f"EXPLAIN QUERY PLAN {page_sql}", (*params, 50, 0))
+        raw = ledger._db.connection  # type: ignore[attr-defined]
+        plan = raw.execute(f"EXPLAIN QUERY PLAN {page_sql}", (*params, 50, 0))
         details = [row[-1] for row in plan]
         for fragment in wanted:
             assert any(d.startswith(fragment) for d in details), (fragment, details)

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from concentrador.spool.ledger import SCHEMA_VERSION, Ledger, LedgerError, PublishedEntry
-from concentrador.spool.ledger.schema import MIGRATIONS
+from concentrador.spool.ledger.schema import MIGRATIONS, statement_for
+from tests.spool.ledger.conftest import LedgerFactory
 
 T0 = datetime(2024, 3, 31, 0, 30, tzinfo=UTC)
 
@@ -18,13 +19,12 @@ def _blocks(peer: str, original: str, n: int, at: datetime) -> list[PublishedEnt
     ]
 
 
-def test_published_round_trip_survives_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "l.sqlite3"
+def test_published_round_trip_survives_reopen(open_ledger: LedgerFactory) -> None:
     madrid = timezone(timedelta(hours=2))
     whole = PublishedEntry("A", "F1.bz2", "F1.bz2", "CUR", 10, "ab" * 16, T0.astimezone(madrid))
-    with Ledger(path) as led:
+    with open_ledger() as led:
         led.record_published([whole, *_blocks("A", "P1.bz2", 3, T0)])
-    with Ledger(path) as led:
+    with open_ledger() as led:
         assert led.schema_version() == SCHEMA_VERSION
         got = led.lookup("A", "F1.bz2")
         assert got == PublishedEntry("A", "F1.bz2", "F1.bz2", "CUR", 10, "ab" * 16, T0)
@@ -62,14 +62,27 @@ def test_naive_datetimes_are_refused(ledger: Ledger) -> None:
         ledger.published_before("A", datetime(2024, 1, 1))
 
 
-def test_record_published_is_one_transaction(ledger: Ledger) -> None:
+def test_sizes_over_4_gib_and_byte_order_of_names(ledger: Ledger) -> None:
+    # BIGINT on PostgreSQL (SQLite's INTEGER is 64-bit already); names sort
+    # by bytes on both ("C" collation), whatever the database's locale.
+    huge = 5 * 2**30
+    names = ["a.bz2", "B.bz2", "_x.bz2", "Z.1_2", "z.bz2", "ñ.bz2"]
+    ledger.record_published([PublishedEntry("A", n, n, "CUR", huge, "0" * 32, T0) for n in names])
+    assert [e.name for e in ledger.entries_for("A")] == sorted(names, key=str.encode)
+    assert {e.size for e in ledger.entries_for("A")} == {huge}
+    assert ledger.search_files(peer="A", text="a.bz2").rows[0].size == huge
+    ledger.record_received("A", "R.bz2", "0" * 32, huge, "/s/A/inbox/R.bz2")
+    assert ledger.received("A", "R.bz2").size == huge  # type: ignore[union-attr]
+
+
+def test_record_published_is_one_transaction(ledger: Ledger, open_ledger: LedgerFactory) -> None:
     good = _blocks("A", "P", 2, T0)
     bad = PublishedEntry("A", "X", "X", "CUR", 1, "m", datetime(2024, 1, 1))  # naive
     with pytest.raises(ValueError):
         ledger.record_published([*good, bad])
     assert ledger.entries_for("A") == []
     broken = PublishedEntry("A", "Y", "Y", "CUR", None, "m", T0)  # type: ignore[arg-type]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(open_ledger.integrity_errors):
         ledger.record_published([*good, broken])
     assert ledger.entries_for("A") == []
 
@@ -141,11 +154,12 @@ def test_outside_window_marks_of_a_huge_set(ledger: Ledger) -> None:
 
 
 def test_version_1_ledger_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    # SQLite only: the version-1 file is built by hand (no PostgreSQL ledger was ever v1).
     path = tmp_path / "l.sqlite3"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
     for statement in MIGRATIONS[0][1]:
-        conn.execute(statement)
+        conn.execute(statement_for("sqlite", statement))
     conn.execute("INSERT INTO schema_migrations VALUES (1, 'x')")
     conn.execute("INSERT INTO kv VALUES ('A', 'k', 'v', 'x')")
     conn.commit()
@@ -165,27 +179,23 @@ def test_status_kv(ledger: Ledger) -> None:
     assert ledger.status("B") == {}
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "l.sqlite3"
-    Ledger(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO schema_migrations VALUES (?, 'x')", (SCHEMA_VERSION + 1,))
-    conn.commit()
-    conn.close()
+def test_newer_schema_is_refused(open_ledger: LedgerFactory) -> None:
+    with open_ledger() as led, led._transaction() as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (?, 'x')", (SCHEMA_VERSION + 1,))
     with pytest.raises(LedgerError, match="newer"):
-        Ledger(path)
+        open_ledger()
 
 
 def test_garbage_file_is_a_ledger_error(tmp_path: Path) -> None:
+    # SQLite only: a file that is not a database.
     path = tmp_path / "l.sqlite3"
     path.write_bytes(b"not a database" * 100)
     with pytest.raises(LedgerError):
         Ledger(path)
 
 
-def test_concurrent_threads_and_second_connection(tmp_path: Path) -> None:
-    path = tmp_path / "l.sqlite3"
-    led, other = Ledger(path), Ledger(path)
+def test_concurrent_threads_and_second_connection(open_ledger: LedgerFactory) -> None:
+    led, other = open_ledger(), open_ledger()
 
     def work(i: int) -> None:
         for j in range(20):
@@ -198,5 +208,3 @@ def test_concurrent_threads_and_second_connection(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert [s.attempts for s in led.push_states("A")] == [20, 20, 20, 20]
-    led.close()
-    other.close()
