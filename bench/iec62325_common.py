@@ -54,6 +54,9 @@ PATH = "/ServiceEME"
 MSG = "http://iec.ch/TC57/2011/schema/message"
 
 
+NEEDS_CURL = {"curl": "curl not found (apt-get install -y curl)"}
+
+
 def dn_of(peer: str) -> str:
     """The subject of ``peer``'s dev client certificate (``devpki``'s naming)."""
     return f"CN={peer.lower()}-client-1,CN={peer},OU=Concentradores,O=REE,C=es"

@@ -20,16 +20,14 @@ is checked (decoded bytes and signature) before timing.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.iec62325_common import Bench504, check_get, stop  # noqa: E402
+from bench.iec62325_common import NEEDS_CURL, Bench504, check_get, stop  # noqa: E402
 from bench.outbox_drop_bench import process_cpu  # noqa: E402
 from bench.server_bench import (  # noqa: E402
     BLOCK,
@@ -37,6 +35,8 @@ from bench.server_bench import (  # noqa: E402
     curl_base,
     curl_post_args,
     curl_transfers,
+    keep_or_remove,
+    parse_with_work,
 )
 from concentrador.protocol.messages import RecogerFichero  # noqa: E402
 from concentrador.protocol.soap import build_envelope  # noqa: E402
@@ -59,11 +59,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20, help="8 MB fetches per curl run")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    args = parser.parse_args()
-    if shutil.which("curl") is None:
-        raise SystemExit("curl not found (apt-get install -y curl)")
-    work = Path(tempfile.mkdtemp(prefix="iec62325-get-bench-"))
+    args, work = parse_with_work(parser, "iec62325-get-bench-", NEEDS_CURL)
     daemon = None
     try:
         bench = Bench504.prepare(work, big_files=1, big_size=BLOCK, listing_files=0)
@@ -98,10 +94,7 @@ def main() -> int:
         return 0
     finally:
         stop(daemon)
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        keep_or_remove(work, args.keep)
 
 
 if __name__ == "__main__":

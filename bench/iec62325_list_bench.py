@@ -17,18 +17,23 @@ that one is < 150 ms).
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.iec62325_common import Bench504, stop  # noqa: E402
+from bench.iec62325_common import NEEDS_CURL, Bench504, stop  # noqa: E402
 from bench.outbox_drop_bench import process_cpu  # noqa: E402
-from bench.server_bench import PEER, curl_base, curl_post_args, run_curl  # noqa: E402
+from bench.server_bench import (  # noqa: E402
+    PEER,
+    curl_base,
+    curl_post_args,
+    keep_or_remove,
+    parse_with_work,
+    run_curl,
+)
 from concentrador.protocol.messages import InformacionDisponible  # noqa: E402
 from concentrador.protocol.soap import build_envelope  # noqa: E402
 
@@ -54,11 +59,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--calls", type=int, default=11, help="calls per run (the first apart)")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    args = parser.parse_args()
-    if shutil.which("curl") is None:
-        raise SystemExit("curl not found (apt-get install -y curl)")
-    work = Path(tempfile.mkdtemp(prefix="iec62325-list-bench-"))
+    args, work = parse_with_work(parser, "iec62325-list-bench-", NEEDS_CURL)
     daemon = None
     try:
         bench = Bench504.prepare(work, big_files=0, big_size=0, listing_files=args.messages)
@@ -88,10 +89,7 @@ def main() -> int:
         return 0
     finally:
         stop(daemon)
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        keep_or_remove(work, args.keep)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,8 @@ burst.
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.iec62325_common import PEER504, Bench504, check_get, stop  # noqa: E402
-from bench.server_bench import to_null, vm_hwm_kb  # noqa: E402
+from bench.iec62325_common import NEEDS_CURL, PEER504, Bench504, check_get, stop  # noqa: E402
+from bench.server_bench import keep_or_remove, parse_with_work, to_null, vm_hwm_kb  # noqa: E402
 from bench.slow_clients_bench import rss_mb  # noqa: E402
 
 FILES = 4
@@ -109,11 +107,7 @@ def main() -> int:
     parser.add_argument("--size-mb", type=int, default=40, help="file size, in 10^6 bytes")
     parser.add_argument("--fetches", type=int, default=1, help="gets per client")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    args = parser.parse_args()
-    if shutil.which("curl") is None:
-        raise SystemExit("curl not found (apt-get install -y curl)")
-    work = Path(tempfile.mkdtemp(prefix="iec62325-rss-bench-"))
+    args, work = parse_with_work(parser, "iec62325-rss-bench-", NEEDS_CURL)
     size = args.size_mb * 1_000_000
     try:
         bench = Bench504.prepare(
@@ -134,10 +128,7 @@ def main() -> int:
             )
         return 0
     finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        keep_or_remove(work, args.keep)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,7 +40,14 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
 from publish_bench import f1_records, variant  # noqa: E402
-from server_bench import PEER, free_port, start_daemon, write_config  # noqa: E402
+from server_bench import (  # noqa: E402
+    PEER,
+    free_port,
+    keep_or_remove,
+    parse_with_work,
+    start_daemon,
+    write_config,
+)
 
 from concentrador.pki.devpki import init_dev_pki  # noqa: E402
 from concentrador.spool.layout import Spool, SpoolState  # noqa: E402
@@ -156,11 +162,9 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3, help="drops, each between two refs")
     parser.add_argument("--threads", type=int, default=available_cores(), help="lbzip2 -n")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    args = parser.parse_args()
-    if shutil.which("lbzip2") is None:
-        raise SystemExit("lbzip2 is needed for the reference run")
-    work = Path(tempfile.mkdtemp(prefix="outbox-drop-bench-"))
+    args, work = parse_with_work(
+        parser, "outbox-drop-bench-", {"lbzip2": "lbzip2 is needed for the reference run"}
+    )
     try:
         files = generate(work / "drop", args.files, args.size_mb)
         mb = sum(path.stat().st_size for path in files) / 1e6
@@ -192,10 +196,7 @@ def main() -> None:
             f" ratio {best_ref / best:.2f}x (target >= 0.85x)"
         )
     finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        keep_or_remove(work, args.keep)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ and the round trips per file are what ``docs/deploy.md``'s model uses.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import re
@@ -40,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,9 +181,14 @@ def prepare(cluster: Cluster, per_peer: int) -> None:
         )
 
 
-def run_once(pg: PostgresServer, replicas: int, per_peer: int, run: int) -> list[Phase]:
-    root = Path(tempfile.mkdtemp(prefix=f"replicas-bench-{replicas}-"))
-    url = pg.create_database(f"bench_{replicas}_{run}")
+@contextlib.contextmanager
+def prepared_cluster(
+    pg: PostgresServer, prefix: str, database: str, replicas: int, per_peer: int
+) -> Iterator[Cluster]:
+    r"""A cluster of ``replicas`` behind HAProxy on a fresh database, files
+    :func:`prepare`\ d; stopped and removed, database and all, afterwards."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    url = pg.create_database(database)
     proxies: list[HAProxy] = []
 
     def start_haproxy(backends: Sequence[int]) -> HAProxy:
@@ -192,12 +198,7 @@ def run_once(pg: PostgresServer, replicas: int, per_peer: int, run: int) -> list
     cluster = build_cluster(root, url, start_haproxy, replicas=replicas)
     try:
         prepare(cluster, per_peer)
-        files = per_peer * len(cluster.peers)
-        collect = _phase(cluster, pg, "collect", files)
-        push = _phase(cluster, pg, "push", files)
-        for peer in cluster.peers:
-            assert _count(cluster.peer_spool(peer) / "inbox") == per_peer, peer
-        return [collect, push]
+        yield cluster
     finally:
         cluster.stop_all()
         for proxy in proxies:
@@ -206,28 +207,30 @@ def run_once(pg: PostgresServer, replicas: int, per_peer: int, run: int) -> list
         shutil.rmtree(root, ignore_errors=True)
 
 
+def run_once(pg: PostgresServer, replicas: int, per_peer: int, run: int) -> list[Phase]:
+    with prepared_cluster(
+        pg, f"replicas-bench-{replicas}-", f"bench_{replicas}_{run}", replicas, per_peer
+    ) as cluster:
+        files = per_peer * len(cluster.peers)
+        collect = _phase(cluster, pg, "collect", files)
+        push = _phase(cluster, pg, "push", files)
+        for peer in cluster.peers:
+            assert _count(cluster.peer_spool(peer) / "inbox") == per_peer, peer
+        return [collect, push]
+
+
 STRACE_RE = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$")
 
 
 def count_syscalls(pg: PostgresServer, per_peer: int) -> dict[str, dict[str, float]]:
     """fsync/fdatasync/rename calls per file of one replica, per phase, under strace."""
-    root = Path(tempfile.mkdtemp(prefix="replicas-bench-strace-"))
-    url = pg.create_database("bench_strace")
-    proxies: list[HAProxy] = []
-
-    def start_haproxy(backends: Sequence[int]) -> HAProxy:
-        proxies.append(HAProxy(root / "haproxy", backends, health_check=False))
-        return proxies[-1].start()
-
-    cluster = build_cluster(root, url, start_haproxy, replicas=1)
     result: dict[str, dict[str, float]] = {}
-    try:
-        prepare(cluster, per_peer)
+    with prepared_cluster(pg, "replicas-bench-strace-", "bench_strace", 1, per_peer) as cluster:
         replica = cluster.replicas[0]
         assert replica.process is not None
         files = per_peer * len(cluster.peers)
         for kind in ("collect", "push"):
-            out = root / f"strace-{kind}.txt"
+            out = cluster.root / f"strace-{kind}.txt"
             tracer = subprocess.Popen(
                 [
                     "strace",
@@ -252,12 +255,6 @@ def count_syscalls(pg: PostgresServer, per_peer: int) -> dict[str, dict[str, flo
                 if match and match.group(2) != "total":
                     counts[match.group(2)] = int(match.group(1)) / files
             result[kind] = counts
-    finally:
-        cluster.stop_all()
-        for proxy in proxies:
-            proxy.stop()
-        pg.drop_database(url)
-        shutil.rmtree(root, ignore_errors=True)
     return result
 
 

@@ -300,16 +300,42 @@ def tod_listing(pki: Path, work: Path, port: int) -> dict:
     }
 
 
+def parse_with_work(
+    parser: argparse.ArgumentParser, prefix: str, needs: dict[str, str]
+) -> tuple[argparse.Namespace, Path]:
+    """Add ``--keep``, parse, check the tools ``needs`` names (tool: what to say
+    when it is missing), and make a fresh temporary folder: every bench's start."""
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args()
+    for tool, missing in needs.items():
+        if shutil.which(tool) is None:
+            raise SystemExit(missing)
+    return args, Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def keep_or_remove(work: Path, keep: bool) -> None:
+    """Every bench's end: say where the folder is (``--keep``) or remove it."""
+    if keep:
+        print(f"kept {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+TOOLS = ("curl", "nginx")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20, help="8 MB fetches per curl run")
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients (RSS)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    args = parser.parse_args()
-    for tool in ("curl", "nginx"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} not found (apt-get install -y curl nginx-light)")
-    work = Path(tempfile.mkdtemp(prefix="server-bench-"))
+    args, work = parse_with_work(
+        parser,
+        "server-bench-",
+        {
+            tool: f"{tool} not found (apt-get install -y curl nginx-light)"
+            for tool in ("curl", "nginx")
+        },
+    )
     daemon = nginx = None
     try:
         pki = work / "pki"
@@ -360,10 +386,7 @@ def main() -> int:
                     process.wait(30)
                 except subprocess.TimeoutExpired:
                     process.kill()
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        keep_or_remove(work, args.keep)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from concentrador.client.cycle import PeerCycle, clock_offset_seconds, in_lanes, utc_now
+from concentrador.client.cycle import (
+    PeerCycle,
+    clock_offset_seconds,
+    in_lanes,
+    utc_now,
+)
 from concentrador.client.download import PendingDownload
 from concentrador.client.errors import (
     AuthenticationRefused,
@@ -75,14 +80,12 @@ __all__ = ["CollectionSummary", "Collector", "clock_offset_seconds"]
 
 log = logging.getLogger(__name__)
 
-KV_CLOCK_OFFSET = "clock_offset_seconds"
-KV_CLOCK_CHECKED = "clock_checked_at"
 KV_CHECKSUM_FAILURES = "checksum_failures"
 KV_LAST_CHECKSUM_FAILURE = "last_checksum_failure"
 MARK_BATCH = 64
 
 
-class Collector(PeerCycle):
+class Collector(PeerCycle[PeerSession]):
     """Runs one collection cycle of one peer."""
 
     def __init__(
@@ -168,28 +171,14 @@ class Collector(PeerCycle):
     # -- clock ----------------------------------------------------------------------------
     async def check_clock(self) -> float | None:
         """peticionFechaHora; records and returns the offset (None if unavailable)."""
-        sent = self.now()
-        try:
-            peer_time = await self.session.peticion_fecha_hora()
-        except AuthenticationRefused:
-            raise
-        except (PeerFaultError, PeerProtocolError) as exc:
-            log.warning("%s: clock check failed: %s", self.peer_id, exc)
-            return None
-        received = self.now()
-        offset = clock_offset_seconds(peer_time, sent, received, self.timezone)
-        self.summary.clock_offset = offset
-        await asyncio.to_thread(self._record_clock, offset, received)
-        if abs(offset) > self.clock_warn_seconds:
-            log.warning(
-                "%s: the peer's clock is %+.0f s off ours (threshold %s s)",
-                self.peer_id, offset, self.clock_warn_seconds,
-            )  # fmt: skip
-        return offset
-
-    def _record_clock(self, offset: float, at: datetime) -> None:
-        self.ledger.set_status(self.peer_id, KV_CLOCK_OFFSET, f"{round(offset):+d}")
-        self.ledger.set_status(self.peer_id, KV_CLOCK_CHECKED, at.isoformat(timespec="seconds"))
+        return await self.check_peer_clock(
+            self.session.peticion_fecha_hora,
+            lambda peer_time, sent, received: clock_offset_seconds(
+                peer_time, sent, received, self.timezone
+            ),
+            self.clock_warn_seconds,
+            self.summary,
+        )
 
     # -- files ----------------------------------------------------------------------------
     def _unsafe(self, names: list[str]) -> bool:

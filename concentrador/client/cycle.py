@@ -1,23 +1,39 @@
-"""What every client cycle (collection, push) holds: the peer, its session,
-its spool, the ledger, a clock and a progress reporter."""
+"""What every client cycle (collection, push; v2.3 or 504) holds: the peer,
+its session, its spool, the ledger, a clock and a progress reporter; and the
+clock check both collections make."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
+from concentrador.client.errors import AuthenticationRefused, PeerFaultError, PeerProtocolError
 from concentrador.client.progress import Progress
-from concentrador.client.session import PeerSession
+from concentrador.client.summary import CollectionSummary
 from concentrador.config.model import PeerConfig
 from concentrador.spool.layout import PeerSpool
 from concentrador.spool.ledger import Ledger
 
-__all__ = ["PeerCycle", "clock_offset_seconds", "in_lanes", "utc_now"]
+__all__ = [
+    "KV_CLOCK_CHECKED",
+    "KV_CLOCK_OFFSET",
+    "PeerCycle",
+    "clock_offset_seconds",
+    "in_lanes",
+    "utc_now",
+]
+
+log = logging.getLogger(__name__)
+
+KV_CLOCK_OFFSET = "clock_offset_seconds"
+KV_CLOCK_CHECKED = "clock_checked_at"
 
 _T = TypeVar("_T")
+_S = TypeVar("_S")  # the session: v2.3 PeerSession or the 504 Iec62325Session
 
 
 def utc_now() -> datetime:
@@ -60,13 +76,13 @@ async def in_lanes(count: int, items: Iterable[_T], work: Callable[[_T], Awaitab
             raise failure
 
 
-class PeerCycle:
-    """Base of :class:`~concentrador.client.collect.Collector` and
-    :class:`~concentrador.client.push.Pusher`."""
+class PeerCycle(Generic[_S]):
+    """Base of the v2.3 :class:`~concentrador.client.collect.Collector` and
+    :class:`~concentrador.client.push.Pusher`, and of the 504 collector."""
 
     def __init__(
         self,
-        session: PeerSession,
+        session: _S,
         peer: PeerConfig,
         peer_spool: PeerSpool,
         ledger: Ledger,
@@ -87,3 +103,38 @@ class PeerCycle:
     @property
     def peer_id(self) -> str:
         return self.peer.id
+
+    async def check_peer_clock(
+        self,
+        ask: Callable[[], Awaitable[datetime]],
+        offset_of: Callable[[datetime, datetime, datetime], float],
+        warn_seconds: float,
+        summary: CollectionSummary,
+    ) -> float | None:
+        """Ask the peer's clock (``ask``); record the offset, warn above ``warn_seconds``.
+
+        ``offset_of(peer_time, sent, received)`` is how the protocol reads the
+        peer's time (v2.3's carries no zone). None if the clock is unavailable.
+        """
+        sent = self.now()
+        try:
+            peer_time = await ask()
+        except AuthenticationRefused:
+            raise
+        except (PeerFaultError, PeerProtocolError) as exc:
+            log.warning("%s: clock check failed: %s", self.peer_id, exc)
+            return None
+        received = self.now()
+        offset = offset_of(peer_time, sent, received)
+        summary.clock_offset = offset
+        await asyncio.to_thread(self._record_clock, offset, received)
+        if abs(offset) > warn_seconds:
+            log.warning(
+                "%s: the peer's clock is %+.0f s off ours (threshold %s s)",
+                self.peer_id, offset, warn_seconds,
+            )  # fmt: skip
+        return offset
+
+    def _record_clock(self, offset: float, at: datetime) -> None:
+        self.ledger.set_status(self.peer_id, KV_CLOCK_OFFSET, f"{round(offset):+d}")
+        self.ledger.set_status(self.peer_id, KV_CLOCK_CHECKED, at.isoformat(timespec="seconds"))

@@ -26,8 +26,9 @@ ends the cycle: the other files would only fail the same way.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -41,7 +42,7 @@ from concentrador.client.errors import (
     PeerProtocolError,
 )
 from concentrador.client.progress import Progress
-from concentrador.client.retry_policy import Action, Outcome, decide
+from concentrador.client.retry_policy import Action, Decision, Outcome, decide
 from concentrador.client.session import PeerSession
 from concentrador.config.model import PeerConfig
 from concentrador.protocol import parse_block_name
@@ -129,7 +130,7 @@ class PushSummary:
         return ", ".join(parts)
 
 
-class Pusher(PeerCycle):
+class Pusher(PeerCycle[PeerSession]):
     """Runs one push cycle of one peer."""
 
     def __init__(
@@ -177,39 +178,17 @@ class Pusher(PeerCycle):
             except FileNotFoundError:
                 log.info("%s: %s left sending/ meanwhile; skipped", self.peer_id, path.name)
                 return
-            outcome, error = await self._send(path, md5)
-            state = await asyncio.to_thread(self.ledger.push_state, self.peer_id, original)
-            failed_attempts = (state.attempts if state else 0) + 1
-            decision = decide(
-                outcome,
-                failed_attempts=failed_attempts,
-                retries=self.retries,
-                retry_delay=self.retry_delay,
-                now=self.now(),
+            outcome, error = await self._attempt(
+                self.session.enviar_fichero(path.name, path, md5, self.progress.advance),
+                functools.partial(_size_of, path),
             )
+            decision, failed_attempts = await self._decide(original, outcome)
             if decision.action is Action.ACCEPTED:
                 if decision.warning:
                     warnings.add(decision.warning)
                 continue
             what = f"{path.name}: {decision.reason}"
-            if decision.action is Action.RETRY:
-                await asyncio.to_thread(
-                    self.ledger.record_push_attempt,
-                    self.peer_id,
-                    original,
-                    error=what,
-                    next_attempt_at=decision.next_attempt_at,
-                )
-                log.warning(
-                    "%s: push of %s failed (attempt %d of %d), retry at %s: %s",
-                    self.peer_id, original, failed_attempts, self.retries + 1,
-                    decision.next_attempt_at, what,
-                )  # fmt: skip
-                self.summary.retrying.append(original)
-            else:
-                await self._escalate(original, decision.reason, what)
-            if error is not None:
-                raise error  # connection lost / refused: the cycle ends here
+            await self._not_accepted(original, decision, failed_attempts, what, error, call="push")
             return
         await self._deliver(outgoing, warnings)
 
@@ -219,10 +198,14 @@ class Pusher(PeerCycle):
             return entry.md5  # computed once at publication
         return file_md5(path)[0]
 
-    async def _send(self, path: Path, md5: str) -> tuple[Outcome, ClientError | None]:
-        """One enviarFichero; the error to end the cycle with, if any."""
+    # -- one call and what follows it (shared with the 504 Iec62325Pusher) -----------------
+    async def _attempt(
+        self, call: Awaitable[int], size: Callable[[], int]
+    ) -> tuple[Outcome, ClientError | None]:
+        """Await one push call (its ``codigo``); the outcome and the error to end the
+        cycle with, if any. ``size`` gives the bytes it sent, once it succeeded."""
         try:
-            codigo = await self.session.enviar_fichero(path.name, path, md5, self.progress.advance)
+            codigo = await call
         except AuthenticationRefused as exc:
             return Outcome(fault=exc.fault), exc
         except PeerFaultError as exc:
@@ -232,8 +215,55 @@ class Pusher(PeerCycle):
         except PeerProtocolError as exc:
             return Outcome(protocol_error=str(exc)), None
         self.summary.blocks_sent += 1
-        self.summary.bytes += await asyncio.to_thread(lambda: path.stat().st_size)
+        self.summary.bytes += await asyncio.to_thread(size)
         return Outcome(codigo=codigo), None
+
+    async def _decide(self, original: str, outcome: Outcome) -> tuple[Decision, int]:
+        """The retry policy's decision on ``outcome``, and which failed attempt it would be."""
+        state = await asyncio.to_thread(self.ledger.push_state, self.peer_id, original)
+        failed_attempts = (state.attempts if state else 0) + 1
+        decision = decide(
+            outcome,
+            failed_attempts=failed_attempts,
+            retries=self.retries,
+            retry_delay=self.retry_delay,
+            now=self.now(),
+        )
+        return decision, failed_attempts
+
+    async def _not_accepted(
+        self,
+        original: str,
+        decision: Decision,
+        failed_attempts: int,
+        what: str,
+        error: ClientError | None,
+        *,
+        call: str,
+        logged: str | None = None,
+    ) -> None:
+        """Retry later or escalate; then end the cycle if the connection is gone.
+
+        ``what`` is the error recorded; ``logged`` (default ``what``) what the log says.
+        """
+        if decision.action is Action.RETRY:
+            await asyncio.to_thread(
+                self.ledger.record_push_attempt,
+                self.peer_id,
+                original,
+                error=what,
+                next_attempt_at=decision.next_attempt_at,
+            )
+            log.warning(
+                "%s: %s of %s failed (attempt %d of %d), retry at %s: %s",
+                self.peer_id, call, original, failed_attempts, self.retries + 1,
+                decision.next_attempt_at, what if logged is None else logged,
+            )  # fmt: skip
+            self.summary.retrying.append(original)
+        else:
+            await self._escalate(original, decision.reason, what)
+        if error is not None:
+            raise error  # connection lost / refused: the cycle ends here
 
     # -- end states -------------------------------------------------------------------------
     async def _deliver(self, outgoing: OutgoingFile, warnings: set[str]) -> None:
@@ -284,3 +314,7 @@ class Pusher(PeerCycle):
             self.ledger.clear_push_state(self.peer_id, original)
             count = int(self.ledger.status(self.peer_id).get(KV_FAILED_COUNT, "0") or 0)
             self.ledger.set_status(self.peer_id, KV_FAILED_COUNT, str(count + 1))
+
+
+def _size_of(path: Path) -> int:
+    return path.stat().st_size

@@ -118,40 +118,29 @@ class ClientRunner:
         """One collection cycle now; raises :class:`ClientError` (e.g. :class:`CycleBusy`)."""
         peer, peer_spool = self._peer(peer_id, push=False)
         retries, _ = self._client_settings()
-        if peer.iec62325:
 
-            def iec_collector(session: Iec62325Session) -> Iec62325Collector:
-                return Iec62325Collector(
-                    session,
-                    peer,
-                    peer_spool,
-                    self.ledger,
-                    retries=retries,
-                    clock_warn_seconds=self.config.node.clock_warn_seconds,
-                    now=self.now,
-                    progress=progress,
-                    **self.collector_options,
-                )
-
-            return await self._cycle(peer, peer_spool, "collect", "cycle", iec_collector)
-
-        def collector(session: PeerSession) -> Collector:
+        def collector(session: Any) -> Collector | Iec62325Collector:
+            options: dict[str, Any] = {
+                "retries": retries,
+                "clock_warn_seconds": self.config.node.clock_warn_seconds,
+                "now": self.now,
+                "progress": progress,
+                **self.collector_options,
+            }
+            if peer.iec62325:
+                return Iec62325Collector(session, peer, peer_spool, self.ledger, **options)
             return Collector(
                 session,
                 peer,
                 peer_spool,
                 self.ledger,
-                retries=retries,
                 timezone=self.config.node.timezone,
-                clock_warn_seconds=self.config.node.clock_warn_seconds,
-                now=self.now,
-                progress=progress,
                 # Without the daemon's: here, under the rebuild claim (across replicas).
                 rebuild=self.rebuild
                 or LocalRebuilds(
                     spool_for(self.config), self.ledger, self.config.peer_by_id, claims=self.claims
                 ),
-                **self.collector_options,
+                **options,
             )
 
         return await self._cycle(peer, peer_spool, "collect", "cycle", collector)

@@ -29,28 +29,27 @@ Wire details handled here (§1, §2, §10):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 
-from concentrador import __version__
-from concentrador.client.cookies import CookieStore
-from concentrador.client.deadline import CallDeadline, call_deadline
+from concentrador.client.deadline import CallDeadline
 from concentrador.client.download import DownloadSink, read_dime_download, vanished
-from concentrador.client.errors import (
-    ClientError,
-    PeerConnectionError,
-    PeerProtocolError,
-    fault_error,
+from concentrador.client.errors import PeerProtocolError, fault_error
+from concentrador.client.http import (
+    MAX_ANSWER,
+    PeerHttp,
+    client_options,
+    client_ssl_context,
+    wire_errors,
 )
-from concentrador.config.model import ClientConfig, Config, PeerConfig
+from concentrador.config.model import Config, PeerConfig
 from concentrador.protocol import (
     DIME_CONTENT_TYPE,
     SOAP11,
@@ -78,40 +77,15 @@ __all__ = ["DownloadSink", "PeerSession", "client_ssl_context", "wire_errors"]
 
 log = logging.getLogger(__name__)
 
-MAX_ANSWER = 16 * 1024 * 1024
-"""A listing costs ~75 bytes per published file (10,000 files: ~600 KB), so
-16 MiB admits some 200,000 files while still bounding memory."""
 UPLOAD_PIECE = 256 * 1024
 
 
-def client_ssl_context(client: ClientConfig) -> ssl.SSLContext:
-    """Mutual TLS: our client certificate, the peers' CA, host names checked."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(client.ca))
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(str(client.cert), str(client.key))
-    return context
+class PeerSession(PeerHttp):
+    """Calls one peer. Use as ``async with PeerSession.open(config, peer) as s``.
 
-
-@contextlib.contextmanager
-def _wire_errors(peer: str, operation: str) -> Iterator[None]:
-    """Turn aiohttp/TLS/OS failures into :class:`PeerConnectionError`."""
-    try:
-        yield
-    except ClientError:
-        raise
-    except TimeoutError:
-        raise PeerConnectionError(peer, f"{operation}: timed out") from None
-    except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        raise PeerConnectionError(peer, f"{operation}: {text}") from exc
-
-
-wire_errors = _wire_errors
-"""Public name for the IEC 62325-504 session, which shares this mapping."""
-
-
-class PeerSession:
-    """Calls one peer. Use as ``async with PeerSession.open(config, peer) as s``."""
+    The HTTP plumbing (TLS, deadlines, cookies, bounded answers, error mapping)
+    is :class:`~concentrador.client.http.PeerHttp`, shared with the 504 client.
+    """
 
     def __init__(
         self,
@@ -124,66 +98,20 @@ class PeerSession:
         dime_limits: DimeLimits | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
-        if not peer.url:
-            raise ValueError(f"peer {peer.id} has no url")
-        self.node_id = node_id
-        self.peer = peer
-        self.url = peer.url
-        self.dime_limits = dime_limits or DimeLimits()
-        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else False
-        # No fixed total: an 8 MB block over a slow link legitimately takes
-        # minutes. Each call has its own deadline instead (call_deadline):
-        # ``timeout`` plus 1 s per ``min_transfer_rate`` bytes moved.
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
+        super().__init__(
+            peer,
+            ssl_context=ssl_context,
+            timeout=timeout,
+            min_transfer_rate=min_transfer_rate,
+            connections=peer.connections,
         )
-        self._call_timeout = timeout
-        self._min_rate = min_transfer_rate
-        self._http: aiohttp.ClientSession | None = None
-        self._cookies = CookieStore()
-        self.calls = 0
+        self.node_id = node_id
+        self.dime_limits = dime_limits or DimeLimits()
 
     @classmethod
     def open(cls, config: Config, peer: PeerConfig, **kwargs: object) -> PeerSession:
         """A session with the ``[client]`` TLS material and timeout of ``config``."""
-        client = config.client
-        if client is None:
-            raise ValueError("calling a peer needs a [client] section")
-        is_https = (peer.url or "").lower().startswith("https:")
-        context = client_ssl_context(client) if is_https else None
-        return cls(
-            config.node.id,
-            peer,
-            ssl_context=context,
-            timeout=client.timeout,
-            min_transfer_rate=client.min_transfer_rate,
-            **kwargs,  # type: ignore[arg-type]
-        )
-
-    async def __aenter__(self) -> PeerSession:
-        connector = aiohttp.TCPConnector(limit=self.peer.connections, ssl=self._ssl)
-        # Cookies are ours (see cookies.py): aiohttp's jar drops Axis's
-        # nameless session cookie.
-        self._http = aiohttp.ClientSession(
-            connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=self._timeout,
-            headers={"User-Agent": f"concentrador/{__version__}"},
-            auto_decompress=False,
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
-
-    @property
-    def cookies(self) -> CookieStore:
-        return self._cookies
+        return cls(config.node.id, peer, **client_options(config, peer), **kwargs)  # type: ignore[arg-type]
 
     # -- the operations ---------------------------------------------------------------
     async def peticion_fecha_hora(self) -> datetime:
@@ -212,9 +140,9 @@ class PeerSession:
         """
         operation = "recogerFichero"
         body = self._envelope(RecogerFichero(name))
-        with _wire_errors(self.peer.id, operation):
+        with wire_errors(self.peer.id, operation):
             async with (
-                self._deadline(operation) as deadline,
+                self.deadline(operation) as deadline,
                 self._post(operation, body, SOAP11.content_type) as response,
             ):
                 if _media_type(response) != DIME_CONTENT_TYPE:
@@ -225,7 +153,7 @@ class PeerSession:
                     raise PeerProtocolError(
                         self.peer.id, f"{operation} {name}: answer has no DIME attachment"
                     )
-                self._absorb_cookies(response)
+                self.absorb_cookies(response)
                 return await read_dime_download(
                     response,
                     peer_id=self.peer.id,
@@ -269,8 +197,8 @@ class PeerSession:
                         on_bytes(len(piece))
                 yield writer.end()
 
-            with _wire_errors(self.peer.id, operation):
-                async with self._deadline(operation) as deadline:
+            with wire_errors(self.peer.id, operation):
+                async with self.deadline(operation) as deadline:
                     deadline.advance(writer.total_length)  # the upload's time, up front
                     async with self._post(
                         operation, body(), DIME_CONTENT_TYPE, content_length=writer.total_length
@@ -288,15 +216,12 @@ class PeerSession:
 
     async def _call(self, operation: str, message: WireMessage) -> Envelope:
         body = self._envelope(message)
-        with _wire_errors(self.peer.id, operation):
+        with wire_errors(self.peer.id, operation):
             async with (
-                self._deadline(operation) as deadline,
+                self.deadline(operation) as deadline,
                 self._post(operation, body, SOAP11.content_type) as response,
             ):
                 return await self._read_answer(operation, response, deadline)
-
-    def _deadline(self, operation: str) -> contextlib.AbstractAsyncContextManager[CallDeadline]:
-        return call_deadline(self.peer.id, operation, self._call_timeout, self._min_rate)
 
     def _post(
         self,
@@ -306,39 +231,18 @@ class PeerSession:
         *,
         content_length: int | None = None,
     ) -> aiohttp.client._RequestContextManager:
-        if self._http is None:
-            raise RuntimeError("PeerSession used outside 'async with'")
         headers = {
             "Content-Type": content_type,
             "SOAPAction": f'"{self.peer.soap_action_for(operation)}"',
         }
-        if content_length is not None:
-            headers["Content-Length"] = str(content_length)
-        if (cookie := self._cookies.header()) is not None:
-            headers["Cookie"] = cookie
-        self.calls += 1
-        return self._http.post(
-            self.url, data=data, headers=headers, expect100=False, allow_redirects=False
-        )
-
-    def _absorb_cookies(self, response: aiohttp.ClientResponse) -> None:
-        self._cookies.absorb(response.headers.getall("Set-Cookie", []))
-        self._cookies.absorb(response.headers.getall("Set-Cookie2", []))
+        return self.post_with(data, headers, content_length=content_length)
 
     async def _read_answer(
         self, operation: str, response: aiohttp.ClientResponse, deadline: CallDeadline
     ) -> Envelope:
         """Read a plain SOAP answer (bounded in size and time); raise its fault, if any."""
-        self._absorb_cookies(response)
-        body = bytearray()
-        while chunk := await response.content.read(64 * 1024):
-            deadline.advance(len(chunk))
-            body += chunk
-            if len(body) > MAX_ANSWER:
-                raise PeerProtocolError(
-                    self.peer.id, f"{operation}: answer is over {MAX_ANSWER} bytes"
-                )
-        return self._parse(operation, response.status, bytes(body))
+        body = await self.read_whole(operation, response, deadline)
+        return self._parse(operation, response.status, body)
 
     def _parse(self, operation: str, status: int, body: bytes) -> Envelope:
         try:

@@ -22,6 +22,7 @@ import pytest
 from tests.scaleout.haproxy import HAProxy
 from tests.scaleout.postgres import PostgresServer
 from tests.scaleout.processes import REQUIRE_ENV, ToolMissing, required
+from tests.scaleout.replicas import Cluster, build_cluster
 
 StartHAProxy = Callable[..., HAProxy]
 
@@ -72,3 +73,13 @@ def haproxy(tmp_path: Path) -> Iterator[StartHAProxy]:
     finally:
         for proxy in started:
             proxy.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, pg_url: str, haproxy: StartHAProxy) -> Iterator[Cluster]:
+    """The replicated deployment of :func:`tests.scaleout.replicas.build_cluster`."""
+    started = build_cluster(tmp_path, pg_url, haproxy)
+    try:
+        yield started
+    finally:
+        started.stop_all()

@@ -252,3 +252,21 @@ def build_cluster(
         cluster.stop_all()
         raise
     return cluster
+
+
+def write_atomically(folder: Path, name: str, data: bytes) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    temp = folder.parent / f".{name}.tmp"  # beside the folder, then renamed in
+    temp.write_bytes(data)
+    temp.rename(folder / name)
+
+
+def names_in(folder: Path) -> list[str]:
+    return sorted(plain_name(p) for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def stop_replicas_cleanly(cluster: Cluster) -> None:
+    for replica in cluster.replicas:
+        assert replica.terminate() == 0, cluster.diagnostics()
+        errors = [line for line in replica.log_text().splitlines() if "Traceback" in line]
+        assert errors == [], f"replica {replica.port} logged tracebacks:\n{cluster.diagnostics()}"

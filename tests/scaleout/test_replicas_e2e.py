@@ -36,7 +36,6 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,16 +50,17 @@ from concentrador.spool.ledger.events import EventKind
 from concentrador.spool.outbound.compress import detect_compressor
 from concentrador.spool.outbound.publisher import Publisher
 from tests.e2e.demo_nodes import Node
-from tests.scaleout.conftest import StartHAProxy
 from tests.scaleout.replicas import (
     NODE_ID,
     Cluster,
-    build_cluster,
     content_for,
     file_name,
     md5_plain,
+    names_in,
     plain_name,
+    stop_replicas_cleanly,
     wait_for,
+    write_atomically,
 )
 from tests.scaleout.test_claims import advisory_locks_held
 from tests.spool.claim_helpers import assert_no_overlap
@@ -71,26 +71,6 @@ FILES = int(os.environ.get("CONCENTRADOR_SCALEOUT_FILES", "500"))
 BATCHES = 5
 FILE_SIZE = 3_000
 RUN_TIMEOUT = 240.0
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, pg_url: str, haproxy: StartHAProxy) -> Iterator[Cluster]:
-    started = build_cluster(tmp_path, pg_url, haproxy)
-    try:
-        yield started
-    finally:
-        started.stop_all()
-
-
-def _write_atomically(folder: Path, name: str, data: bytes) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    temp = folder.parent / f".{name}.tmp"  # beside the folder, then renamed in
-    temp.write_bytes(data)
-    temp.rename(folder / name)
-
-
-def _names_in(folder: Path) -> list[str]:
-    return sorted(plain_name(p) for p in folder.iterdir()) if folder.is_dir() else []
 
 
 class Drivers:
@@ -113,7 +93,7 @@ class Drivers:
             for peer, files in zip(self.collect, batches, strict=True):
                 size = -(-len(files) // BATCHES)
                 for name, _md5 in files[batch * size : (batch + 1) * size]:
-                    _write_atomically(
+                    write_atomically(
                         self.cluster.peer_spool(peer) / "outbox", name, content_for(name, FILE_SIZE)
                     )
             time.sleep(1.0)
@@ -127,8 +107,8 @@ class Drivers:
         deadline = time.monotonic() + RUN_TIMEOUT
         try:
             while not self.done.is_set():
-                collected = self.fed.is_set() and set(_names_in(inbox)) >= set(self.collect[peer])
-                if collected and set(_names_in(delivered)) >= pushed:
+                collected = self.fed.is_set() and set(names_in(inbox)) >= set(self.collect[peer])
+                if collected and set(names_in(delivered)) >= pushed:
                     return
                 for command in ("collect", "push"):
                     # A cycle cut by a kill fails (counted), and is run again.
@@ -185,13 +165,6 @@ def assert_nothing_claimed(cluster: Cluster, rows: list[CycleEntry]) -> None:
         checker.close()
 
 
-def stop_replicas_cleanly(cluster: Cluster) -> None:
-    for replica in cluster.replicas:
-        assert replica.terminate() == 0, cluster.diagnostics()
-        errors = [line for line in replica.log_text().splitlines() if "Traceback" in line]
-        assert errors == [], f"replica {replica.port} logged tracebacks:\n{cluster.diagnostics()}"
-
-
 def test_kill_9_during_collects_and_pushes(cluster: Cluster) -> None:
     peers = list(cluster.peers)
     per_peer = FILES // len(peers)
@@ -205,7 +178,7 @@ def test_kill_9_during_collects_and_pushes(cluster: Cluster) -> None:
         pushed[peer] = {}
         for i in range(per_peer):
             name = file_name("P1", peer, i)
-            _write_atomically(outbox, name, content_for(name, FILE_SIZE))
+            write_atomically(outbox, name, content_for(name, FILE_SIZE))
             pushed[peer][name] = md5_of(content_for(name, FILE_SIZE))
 
     drivers = Drivers(cluster, collect)
@@ -235,16 +208,16 @@ def test_kill_9_during_collects_and_pushes(cluster: Cluster) -> None:
         assert sorted(plain_name(p) for p in inbox) == sorted(collect[peer]), peer
         assert {plain_name(p): md5_plain(p) for p in inbox} == collect[peer]
         shared = cluster.peer_spool(peer)
-        assert _names_in(shared / "delivered") == sorted(collect[peer])
+        assert names_in(shared / "delivered") == sorted(collect[peer])
         for state in ("outbox", "published", "failed", "manual"):
-            assert _names_in(shared / state) == [], (peer, state)
+            assert names_in(shared / state) == [], (peer, state)
         # Pushed: in the shared inbox, once each, intact; delivered at the peer.
         received = sorted((shared / "inbox").iterdir())
         assert sorted(plain_name(p) for p in received) == sorted(pushed[peer])
         assert {plain_name(p): md5_plain(p) for p in received} == pushed[peer]
-        assert _names_in(peer_spool / "delivered") == sorted(pushed[peer])
+        assert names_in(peer_spool / "delivered") == sorted(pushed[peer])
         for state in ("sending", "failed", "partial"):
-            assert _names_in(peer_spool / state) == [], (peer, state)
+            assert names_in(peer_spool / state) == [], (peer, state)
 
     with Ledger(url=cluster.pg_url) as ledger:
         rows = ledger.cycles()
@@ -294,7 +267,7 @@ def test_block_set_spread_over_both_replicas_is_rebuilt_once(cluster: Cluster) -
     name = file_name("P1", "CREC", 0)
     original = f"{name}.bz2"
     peer_spool = Spool(config.node.spool).peer(NODE_ID).ensure()
-    _write_atomically(peer_spool.dir(SpoolState.OUTBOX), name, data)
+    write_atomically(peer_spool.dir(SpoolState.OUTBOX), name, data)
     # The peer's own publisher compresses and cuts the file, as `concentrador push` does.
     with Ledger(Spool(config.node.spool).ledger_path) as ledger, detect_compressor() as compressor:
         Publisher(
@@ -319,15 +292,15 @@ def test_block_set_spread_over_both_replicas_is_rebuilt_once(cluster: Cluster) -
     shared = cluster.peer_spool("CREC")
     wait_for(
         "the set to be rebuilt",
-        lambda: _names_in(shared / "inbox") == [name],
+        lambda: names_in(shared / "inbox") == [name],
         30,
         cluster.diagnostics,
     )
     (rebuilt,) = (shared / "inbox").iterdir()
     assert md5_plain(rebuilt) == md5_of(data)
     time.sleep(1.0)  # room for a second rebuild, were there one
-    assert _names_in(shared / "inbox") == [name]
-    assert _names_in(shared / "partial") == []
+    assert names_in(shared / "inbox") == [name]
+    assert names_in(shared / "partial") == []
     with Ledger(url=cluster.pg_url) as ledger:
         kinds = [event.kind for event in ledger.events_for("CREC", original)]
         rows = ledger.cycles("CREC", "rebuild")

@@ -43,8 +43,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from concentrador.client.collect import KV_CLOCK_CHECKED, KV_CLOCK_OFFSET
-from concentrador.client.cycle import utc_now
+from concentrador.client.cycle import PeerCycle, utc_now
 from concentrador.client.errors import (
     AuthenticationRefused,
     ClientError,
@@ -82,7 +81,7 @@ class CollectionStopped(ClientError):
         self.summary = summary
 
 
-class Iec62325Collector:
+class Iec62325Collector(PeerCycle[Iec62325Session]):
     """Runs one collection cycle of one 504 peer."""
 
     def __init__(
@@ -98,22 +97,14 @@ class Iec62325Collector:
         progress: Progress | None = None,
         on_stored: Callable[[str], None] | None = None,
     ) -> None:
-        self.session = session
-        self.peer = peer
-        self.spool = peer_spool
-        self.ledger = ledger
-        self.retries = retries
+        super().__init__(
+            session, peer, peer_spool, ledger, retries=retries, now=now, progress=progress
+        )
         self.clock_warn_seconds = clock_warn_seconds
-        self.now = now
-        self.progress = progress or Progress()
         # Test seam: runs after a message is stored and its cursor recorded.
         self.on_stored = on_stored
         self.store = InboundStore(peer_spool, ledger, decompress=peer.decompress)
         self.summary = CollectionSummary(peer.id)
-
-    @property
-    def peer_id(self) -> str:
-        return self.peer.id
 
     async def run(self) -> CollectionSummary:
         """One cycle; raises :class:`CollectionStopped` when it stops at a message."""
@@ -133,28 +124,14 @@ class Iec62325Collector:
     # -- clock ----------------------------------------------------------------------------
     async def check_clock(self) -> float | None:
         """``query serverTimestamp``; records and returns the offset (None if unavailable)."""
-        sent = self.now()
-        try:
-            peer_time = await self.session.server_time()
-        except AuthenticationRefused:
-            raise
-        except (PeerFaultError, PeerProtocolError) as exc:
-            log.warning("%s: clock check failed: %s", self.peer_id, exc)
-            return None
-        received = self.now()
-        offset = (peer_time - (sent + (received - sent) / 2)).total_seconds()
-        self.summary.clock_offset = offset
-        await asyncio.to_thread(self._record_clock, offset, received)
-        if abs(offset) > self.clock_warn_seconds:
-            log.warning(
-                "%s: the peer's clock is %+.0f s off ours (threshold %s s)",
-                self.peer_id, offset, self.clock_warn_seconds,
-            )  # fmt: skip
-        return offset
-
-    def _record_clock(self, offset: float, at: datetime) -> None:
-        self.ledger.set_status(self.peer_id, KV_CLOCK_OFFSET, f"{round(offset):+d}")
-        self.ledger.set_status(self.peer_id, KV_CLOCK_CHECKED, at.isoformat(timespec="seconds"))
+        return await self.check_peer_clock(
+            self.session.server_time,
+            lambda peer_time, sent, received: (
+                peer_time - (sent + (received - sent) / 2)
+            ).total_seconds(),
+            self.clock_warn_seconds,
+            self.summary,
+        )
 
     # -- messages -------------------------------------------------------------------------
     def _wanted(self, entry: MessageListEntry) -> bool:

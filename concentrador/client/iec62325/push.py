@@ -24,17 +24,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 from concentrador.client.cycle import utc_now
-from concentrador.client.errors import (
-    AuthenticationRefused,
-    ClientError,
-    PeerConnectionError,
-    PeerFaultError,
-    PeerProtocolError,
-)
 from concentrador.client.iec62325.session import Iec62325Session
 from concentrador.client.progress import Progress
 from concentrador.client.push import OutgoingFile, Pusher
-from concentrador.client.retry_policy import Action, Outcome, decide
+from concentrador.client.retry_policy import Action
 from concentrador.config.model import PeerConfig
 from concentrador.protocol import PushResult
 from concentrador.protocol.iec62325.wire import MAX_FILE_SIZE
@@ -89,49 +82,17 @@ class Iec62325Pusher(Pusher):
             why = f"{size} bytes: over the {MAX_FILE_SIZE}-byte limit of a 504 put"
             await self._escalate(original, why, None)
             return
-        outcome, error = await self._put(outgoing, size)
-        state = await asyncio.to_thread(self.ledger.push_state, self.peer_id, original)
-        failed_attempts = (state.attempts if state else 0) + 1
-        decision = decide(
-            outcome,
-            failed_attempts=failed_attempts,
-            retries=self.retries,
-            retry_delay=self.retry_delay,
-            now=self.now(),
-        )
+        outcome, error = await self._attempt(self._put(outgoing), lambda: size)
+        decision, failed_attempts = await self._decide(original, outcome)
         if decision.action is Action.ACCEPTED:
             await self._deliver(outgoing, set())
-        elif decision.action is Action.RETRY:
-            await asyncio.to_thread(
-                self.ledger.record_push_attempt,
-                self.peer_id,
-                original,
-                error=f"{original}: {decision.reason}",
-                next_attempt_at=decision.next_attempt_at,
-            )
-            log.warning(
-                "%s: put of %s failed (attempt %d of %d), retry at %s: %s",
-                self.peer_id, original, failed_attempts, self.retries + 1,
-                decision.next_attempt_at, decision.reason,
-            )  # fmt: skip
-            self.summary.retrying.append(original)
-        else:
-            await self._escalate(original, decision.reason, f"{original}: {decision.reason}")
-        if error is not None:
-            raise error  # connection lost / refused: the cycle ends here
+            return
+        what = f"{original}: {decision.reason}"
+        await self._not_accepted(
+            original, decision, failed_attempts, what, error, call="put", logged=decision.reason
+        )
 
-    async def _put(self, outgoing: OutgoingFile, size: int) -> tuple[Outcome, ClientError | None]:
-        """One put; the error to end the cycle with, if any."""
-        try:
-            await self.iec.put_file(outgoing.original, outgoing.paths, self.progress.advance)
-        except AuthenticationRefused as exc:
-            return Outcome(fault=exc.fault), exc
-        except PeerFaultError as exc:
-            return Outcome(fault=exc.fault), None
-        except PeerConnectionError as exc:
-            return Outcome(connection_error=str(exc)), exc
-        except PeerProtocolError as exc:
-            return Outcome(protocol_error=str(exc)), None
-        self.summary.blocks_sent += 1
-        self.summary.bytes += size
-        return Outcome(codigo=PushResult.STORED), None
+    async def _put(self, outgoing: OutgoingFile) -> int:
+        """One put; a ``Reply OK`` is codigo 0 (stored)."""
+        await self.iec.put_file(outgoing.original, outgoing.paths, self.progress.advance)
+        return PushResult.STORED

@@ -111,9 +111,13 @@ def content_digest(before: bytes, pieces: Iterable[bytes], after: bytes) -> byte
         if piece.translate(None, _BASE64_TEXT):
             raise SignatureError("the Compressed content holds characters other than base64")
         if skip_lf and piece[:1] == b"\n":
-            piece = piece[1:]
-        skip_lf = piece.endswith(b"\r")
-        digest.update(piece.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
+            piece = piece[1:]  # the LF of a CR LF split across two pieces
+        if b"\r" in piece:
+            skip_lf = piece.endswith(b"\r")
+            piece = piece.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        else:  # the usual case: a scan, not two copies
+            skip_lf = False
+        digest.update(piece)
     digest.update(after)
     return digest.digest()
 

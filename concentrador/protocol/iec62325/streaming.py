@@ -25,6 +25,8 @@ from __future__ import annotations
 import binascii
 import re
 
+import pybase64
+
 from concentrador.protocol.errors import ProtocolError
 from concentrador.protocol.iec62325.signature import PLACEHOLDER
 from concentrador.protocol.iec62325.wire import MSG_NAMESPACE
@@ -259,7 +261,7 @@ class Base64Decoder:
                 raise Base64Error("base64 padding in the middle of the data")
             self._padded = True
         try:
-            out = binascii.a2b_base64(chunk, strict_mode=True)
+            out = pybase64.b64decode(chunk, validate=True)
         except binascii.Error as err:
             raise Base64Error(f"invalid base64: {err}") from None
         self.decoded_length += len(out)
@@ -281,8 +283,8 @@ class Base64Encoder:
         data = self._pending + data
         usable = len(data) - len(data) % 3
         self._pending = data[usable:]
-        return binascii.b2a_base64(data[:usable], newline=False) if usable else b""
+        return pybase64.b64encode(data[:usable]) if usable else b""
 
     def finish(self) -> bytes:
         tail, self._pending = self._pending, b""
-        return binascii.b2a_base64(tail, newline=False) if tail else b""
+        return pybase64.b64encode(tail) if tail else b""

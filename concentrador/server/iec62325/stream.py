@@ -21,18 +21,29 @@ the same bytes.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 from typing import BinaryIO
 
 from aiohttp import web
 
+# SIMD base64 (pybase64): the same bytes as the standard library's at about
+# half the CPU; base64 of every file byte twice is the largest cost of a get.
+from pybase64 import b64encode
+
 from concentrador.server.responses import WRITE_SLICE, read_exactly
 
-__all__ = ["PIECE", "base64_length", "file_digest", "stream_base64_answer"]
+__all__ = ["DIGEST_PIECE", "PIECE", "base64_length", "file_digest", "stream_base64_answer"]
 
 PIECE = 192 * 1024
-"""File bytes per read (a multiple of 3): 256 KiB of base64 per thread hop."""
+"""File bytes per read of pass 2 (a multiple of 3): 256 KiB of base64 per thread hop.
+
+Each connection holds about two of these while it sends: kept small for the
+peak RSS of many gets at once (bench/iec62325_rss_bench.py)."""
+
+DIGEST_PIECE = 8 * PIECE
+"""File bytes per read of pass 1 (1.5 MiB): fewer, larger reads and hashes cost
+~0.4 s less CPU per GB than :data:`PIECE` (bench/iec62325_get_bench.py). Pass 1
+runs on the executor's few threads, so the larger buffers don't add up per client."""
 
 
 def base64_length(size: int) -> int:
@@ -41,23 +52,24 @@ def base64_length(size: int) -> int:
 
 
 def file_digest(
-    handle: BinaryIO, size: int, before: bytes, after: bytes, *, piece: int = PIECE
+    handle: BinaryIO, size: int, before: bytes, after: bytes, *, piece: int = DIGEST_PIECE
 ) -> bytes:
     """Pass 1 (blocking): the content digest of the answer; rewinds ``handle``.
 
     The same digest as ``signature.content_digest(before, pieces, after)``
     without its checks: they look for line ends and non-base64 bytes in text
     a peer sent, and our own ``b64encode`` output (no line breaks) is already
-    its canonical form. Skipping them takes pass 1 over 8 MB from ~32 to
-    ~19 ms (bench/iec62325_get_bench.py).
+    its canonical form.
     """
+    if piece % 3:
+        raise ValueError("the piece size must be a multiple of 3")
     handle.seek(0)
     try:
         digest = hashlib.sha256(before)
         remaining = size
         while remaining:
             wanted = min(piece, remaining)
-            digest.update(base64.b64encode(read_exactly(handle, wanted)))
+            digest.update(b64encode(read_exactly(handle, wanted)))
             remaining -= wanted
         digest.update(after)
         return digest.digest()
@@ -66,7 +78,7 @@ def file_digest(
 
 
 def _read_encoded(handle: BinaryIO, wanted: int, close: bool) -> bytes:
-    return base64.b64encode(read_exactly(handle, wanted, close=close))
+    return b64encode(read_exactly(handle, wanted, close=close))
 
 
 async def stream_base64_answer(

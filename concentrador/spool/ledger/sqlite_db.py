@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,7 +50,7 @@ class SqliteDatabase:
         self._conn = conn
         try:
             conn.trail = trail
-            conn.execute("PRAGMA journal_mode=WAL")
+            _set_wal(conn, timeout)
             # FULL: a commit is on disk before we tell a peer "stored".
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -91,3 +92,24 @@ class SqliteDatabase:
     def read(self) -> Iterator[Connection]:
         with self._lock:
             yield self._conn
+
+
+def _set_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another process holds the file.
+
+    Switching a new database to WAL takes an exclusive lock, and SQLite answers
+    "database is locked" at once instead of calling the busy handler when
+    another connection is creating or switching the same file (the daemon and
+    a CLI command starting together): wait for it, within ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)

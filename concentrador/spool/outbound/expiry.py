@@ -2,7 +2,8 @@
 
 CPCSCC.md §6: a published file leaves the listing when it is confirmed or
 when its window of ``publish_days`` passes unconfirmed; either way it is
-moved aside, never deleted. This module does the second half.
+moved aside, never deleted. This module does the second half, and finishes
+the first half when a crash cut it short (:func:`finish_deliveries`).
 
 Order of work, for crash safety: move the files (all blocks of a split
 file) first, then mark the ledger. A crash in between leaves names the
@@ -23,7 +24,7 @@ from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger
 from concentrador.spool.locks import peer_lock
 
-__all__ = ["expire_published"]
+__all__ = ["expire_published", "finish_deliveries"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def expire_published(
     if publish_days < 0:
         raise ValueError(f"publish_days must not be negative, got {publish_days}")
     peer = peer_spool.peer
+    finish_deliveries(peer_spool, ledger)
     cutoff = now - timedelta(days=publish_days)
     expired: list[str] = []
     for original in ledger.published_before(peer, cutoff):
@@ -75,3 +77,39 @@ def _move_to_expired(peer_spool: PeerSpool, name: str) -> Path | None:
     except FileExistsError:
         # An older publication of the same name expired before: keep both.
         return move_aside(source, expired_dir, stamp=True)
+
+
+def finish_deliveries(peer_spool: PeerSpool, ledger: Ledger) -> list[str]:
+    """Move to ``delivered/`` the files a confirmation committed but never moved.
+
+    A confirmation marks the ledger first (its commit point) and moves the
+    files after (``server/operations/confirmacion.py``): a kill -9 in between
+    leaves a file in ``published/`` that is no longer listed. This finds such
+    files (in ``published/``, not in the ledger's published listing, marked
+    delivered) and finishes their move. Returns their names (sorted).
+    """
+    published_dir = peer_spool.dir(SpoolState.PUBLISHED)
+    try:
+        on_disk = {p.name for p in published_dir.iterdir() if p.is_file()}
+    except FileNotFoundError:
+        return []
+    peer = peer_spool.peer
+    # The usual case costs one listing query: every file on disk is listed.
+    stray = on_disk - {row.name for row in ledger.listing(peer)}
+    finished: list[str] = []
+    for name in sorted(stray):
+        # Under the peer lock, which the publisher's commit and the
+        # confirmation hold too, re-read: a new publication of the same name
+        # marks it published again before its file lands here.
+        with peer_lock(peer_spool):
+            entry = ledger.lookup(peer, name)
+            if entry is None or entry.state != SpoolState.DELIVERED:
+                continue  # being published right now, or not ours to judge
+            if not (published_dir / name).is_file():
+                continue
+            delivered_dir = peer_spool.dir(SpoolState.DELIVERED)
+            delivered_dir.mkdir(parents=True, exist_ok=True)
+            move_aside(published_dir / name, delivered_dir)
+        log.info("%s: finished the delivery of %s (its move was cut short)", peer, name)
+        finished.append(name)
+    return finished

@@ -8,6 +8,7 @@ import contextlib
 import io
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from concentrador.cli.errors import CommandFailed
 from concentrador.client.iec62325.collect import KV_STUCK, CollectionStopped
 from concentrador.client.iec62325.signatures import SignatureRefused
 from concentrador.client.runner import ClientRunner
-from concentrador.config.model import SigningConfig
+from concentrador.config.model import Config, SigningConfig
 from concentrador.pki import DevPki
 from concentrador.spool.layout import Spool
 from concentrador.spool.ledger import Ledger
@@ -87,13 +88,18 @@ async def test_signer_of_another_peer_stops_the_cycle_and_stores_nothing(
     assert inbox(client_root) == {}
 
 
-async def test_unsigned_answers_refused_when_required_taken_when_optional(
-    pki: DevPki, client_root: Path, iec_server
-) -> None:
+async def _unsigned_answers(pki: DevPki, client_root: Path, iec_server: Any) -> tuple[Any, Config]:
+    """A server whose answers are unsigned, message A.bz2 published; our config for it."""
     server = await iec_server()
     server.publish("A.bz2", b"payload")
     server.state.config = replace(server.state.config, signing=None)  # answers unsigned
-    config = iec_client_config(pki, client_root, server.url)
+    return server, iec_client_config(pki, client_root, server.url)
+
+
+async def test_unsigned_answers_refused_when_required_taken_when_optional(
+    pki: DevPki, client_root: Path, iec_server
+) -> None:
+    server, config = await _unsigned_answers(pki, client_root, iec_server)
     with Ledger(client_root / "ledger.sqlite3") as ledger:
         with pytest.raises(CollectionStopped) as stopped:
             await ClientRunner(config, ledger).collect(SERVER_ID)
@@ -124,10 +130,7 @@ async def test_cli_collect_stopped_at_a_message_fails_with_one_line(
     pki: DevPki, client_root: Path, iec_server
 ) -> None:
     """A stop is a failure: non-zero exit, one line naming the code and why; shown in status."""
-    server = await iec_server()
-    server.publish("A.bz2", b"payload")
-    server.state.config = replace(server.state.config, signing=None)  # answers unsigned
-    config = iec_client_config(pki, client_root, server.url)
+    server, config = await _unsigned_answers(pki, client_root, iec_server)
     args = argparse.Namespace(peer=SERVER_ID)
     with pytest.raises(CommandFailed) as failed:
         await asyncio.to_thread(cli.collect, config, args, out=io.StringIO())

@@ -46,37 +46,44 @@ def other_replica_commits_first(writer: DurableWriter, content: bytes) -> None:
     writer.commit = racing  # type: ignore[method-assign]
 
 
+def commit_raced(store: InboundStore, name: str, ours: bytes, theirs: bytes) -> Path:
+    """Store ``ours`` as ``name`` while another replica commits ``theirs`` first."""
+    with store.open(name, manual=False) as writer:
+        writer.write(ours)
+        other_replica_commits_first(writer, theirs)
+        return store.commit(writer, name)
+
+
+@pytest.fixture
+def peer(tmp_path: Path, ledger: Ledger) -> PeerSpool:
+    """Replica r1's view of CREC's folders on the shared spool (made after the ledger's)."""
+    return Spool(tmp_path / "spool", replica="r1").peer("CREC").ensure()
+
+
+@pytest.fixture
+def store(peer: PeerSpool, ledger: Ledger) -> InboundStore:
+    return InboundStore(peer, ledger, decompress=False)
+
+
 def kinds(ledger: Ledger, name: str) -> list[EventKind]:
     return [event.kind for event in ledger.events_for("CREC", name)]
 
 
 def test_a_block_stored_meanwhile_by_another_replica_is_a_duplicate(
-    tmp_path: Path, ledger: Ledger
+    peer: PeerSpool, store: InboundStore
 ) -> None:
-    peer = Spool(tmp_path / "spool", replica="r1").peer("CREC").ensure()
-    store = InboundStore(peer, ledger, decompress=False)
-    with store.open("F.0.bz2.1_2", manual=False) as writer:
-        writer.write(DATA[:100])
-        other_replica_commits_first(writer, DATA[:100])
-        assert store.commit(writer, "F.0.bz2.1_2") == peer.dir(SpoolState.PARTIAL) / "F.0.bz2.1_2"
+    path = commit_raced(store, "F.0.bz2.1_2", DATA[:100], DATA[:100])
+    assert path == peer.dir(SpoolState.PARTIAL) / "F.0.bz2.1_2"
     assert not list(peer.work_dir.iterdir())  # our temp is gone
-    with store.open("F.0.bz2.2_2", manual=False) as writer:
-        writer.write(DATA[100:])
-        other_replica_commits_first(writer, b"something else")
-        with pytest.raises(FileExistsError):  # different bytes: refused, never replaced
-            store.commit(writer, "F.0.bz2.2_2")
+    with pytest.raises(FileExistsError):  # different bytes: refused, never replaced
+        commit_raced(store, "F.0.bz2.2_2", DATA[100:], b"something else")
     assert (peer.dir(SpoolState.PARTIAL) / "F.0.bz2.2_2").read_bytes() == b"something else"
 
 
 def test_a_file_stored_meanwhile_by_another_replica_is_recorded_once(
-    tmp_path: Path, ledger: Ledger
+    peer: PeerSpool, store: InboundStore, ledger: Ledger
 ) -> None:
-    peer = Spool(tmp_path / "spool", replica="r1").peer("CREC").ensure()
-    store = InboundStore(peer, ledger, decompress=False)
-    with store.open("F1.0.bz2", manual=False) as writer:
-        writer.write(DATA)
-        other_replica_commits_first(writer, DATA)
-        path = store.commit(writer, "F1.0.bz2")
+    path = commit_raced(store, "F1.0.bz2", DATA, DATA)
     assert path == peer.dir(SpoolState.INBOX) / "F1.0.bz2"
     assert path.read_bytes() == DATA
     entry = ledger.received("CREC", "F1.0.bz2")

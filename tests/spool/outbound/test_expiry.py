@@ -6,7 +6,7 @@ import pytest
 from concentrador.spool import durable
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import Ledger, PublishedEntry
-from concentrador.spool.outbound.expiry import expire_published
+from concentrador.spool.outbound.expiry import expire_published, finish_deliveries
 
 NOW = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
 
@@ -33,7 +33,9 @@ def test_expires_old_files_with_all_their_blocks(peer: PeerSpool, ledger: Ledger
 
     assert expire_published(peer, ledger, now=NOW, publish_days=7) == ["OLD.bz2"]
     assert listing(peer, "expired") == old_blocks
-    assert listing(peer, "published") == ["DONE.bz2", "FRESH.bz2"]
+    # DONE was confirmed (ledger) but its move was cut short: finished now.
+    assert listing(peer, "published") == ["FRESH.bz2"]
+    assert listing(peer, "delivered") == ["DONE.bz2"]
     assert {e.state for e in ledger.entries_of("PEER", "OLD.bz2")} == {"expired"}
     assert [e.name for e in ledger.entries_for("PEER")] == ["FRESH.bz2"]
     assert ledger.lookup("PEER", "DONE.bz2").state == "delivered"  # type: ignore[union-attr]
@@ -88,3 +90,17 @@ def test_a_previous_expiry_of_the_same_name_is_kept(peer: PeerSpool, ledger: Led
 def test_naive_now_is_refused(peer: PeerSpool, ledger: Ledger) -> None:
     with pytest.raises(ValueError):
         expire_published(peer, ledger, now=datetime(2024, 1, 1), publish_days=7)
+
+
+def test_a_confirmation_cut_before_its_moves_is_finished(peer: PeerSpool, ledger: Ledger) -> None:
+    """kill -9 between the confirmation's ledger commit and its moves: the files
+    stay in published/, no longer listed; the next pass moves them on."""
+    blocks = publish(peer, ledger, "CUT.bz2", 2, NOW)
+    publish(peer, ledger, "LIVE.bz2", 1, NOW)
+    ledger.set_state("PEER", "CUT.bz2", SpoolState.DELIVERED)
+    (peer.dir("published") / "NO_ROW.bz2").write_bytes(b"x")  # not ours to judge
+
+    assert finish_deliveries(peer, ledger) == blocks
+    assert listing(peer, "delivered") == blocks
+    assert listing(peer, "published") == ["LIVE.bz2", "NO_ROW.bz2"]
+    assert finish_deliveries(peer, ledger) == []  # idempotent
