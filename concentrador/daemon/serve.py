@@ -37,7 +37,11 @@ from concentrador.console import AdminServer, AdminStartError, ConsoleNode
 from concentrador.daemon import sdnotify
 from concentrador.daemon.jobs import add_interval_job
 from concentrador.daemon.listener import Listener, ListenError
-from concentrador.daemon.process import limit_malloc_arenas, take_over_logging
+from concentrador.daemon.process import (
+    limit_malloc_arenas,
+    shrink_tls_receive_buffer,
+    take_over_logging,
+)
 from concentrador.daemon.reload import keep_restart_only_settings, tls_files
 from concentrador.daemon.schedules import schedule_peer_jobs, trigger_push
 from concentrador.daemon.services import SpoolServices
@@ -374,6 +378,7 @@ async def run_daemon(config: Config, options: DaemonOptions | None = None) -> in
 def serve(config: Config, options: DaemonOptions | None = None) -> int:
     """Entry point of ``concentrador serve``: 0 after a clean stop, 1 if it cannot start."""
     limit_malloc_arenas()
+    shrink_tls_receive_buffer()
     take_over_logging()
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(run_daemon(config, options))

@@ -46,6 +46,7 @@ from concentrador.spool.claims import ClaimBusy, Claims, open_claims
 from concentrador.spool.inbound.reassembly import Reassembler
 from concentrador.spool.layout import is_temp_name
 from concentrador.spool.ledger import Ledger
+from concentrador.spool.outbound.answer_digests import warm_answer_digests
 from concentrador.spool.outbound.compress import Compressor, describe, detect_compressor
 from concentrador.spool.outbound.expiry import expire_published
 from concentrador.spool.outbound.publisher import Publisher, RecoveryReport
@@ -186,6 +187,7 @@ class SpoolServices:
                 # mid-pass): finish or undo it before going on.
                 _log_recovery(peer_id, objects.publisher.recover())
                 results = objects.publisher.publish_pending()
+                warm_answer_digests(self.config, self.ledger, self.spool.peer(peer_id), results)
         except ClaimBusy:
             self._hop(self._publish_runner.request_later, peer_id, BUSY_RETRY_SECONDS,
                       lambda: self.publish_pass(peer_id))  # fmt: skip

@@ -7,7 +7,8 @@ passes over one open descriptor:
 1. :func:`file_digest`, on a worker thread: the SHA-256 of the canonical
    message before the content, the base64 of the file, and the canonical
    message after it. That is the signature's reference digest, so the
-   signature can be made before the first byte is sent;
+   signature can be made before the first byte is sent. Skipped when the
+   ledger keeps it for this file (``serving``: computed once per file);
 2. :func:`stream_base64_answer`: the serialised envelope up to the content,
    the base64 read and encoded piece by piece, the rest; with a
    Content-Length, in writes of at most :data:`WRITE_SLICE` bytes (as
@@ -21,7 +22,6 @@ the same bytes.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from typing import BinaryIO
 
 from aiohttp import web
@@ -31,6 +31,7 @@ from aiohttp import web
 from pybase64 import b64encode
 
 from concentrador.server.responses import WRITE_SLICE, read_exactly
+from concentrador.spool.outbound.answer_digests import answer_digest_of
 
 __all__ = ["DIGEST_PIECE", "PIECE", "base64_length", "file_digest", "stream_base64_answer"]
 
@@ -56,23 +57,14 @@ def file_digest(
 ) -> bytes:
     """Pass 1 (blocking): the content digest of the answer; rewinds ``handle``.
 
-    The same digest as ``signature.content_digest(before, pieces, after)``
-    without its checks: they look for line ends and non-base64 bytes in text
-    a peer sent, and our own ``b64encode`` output (no line breaks) is already
-    its canonical form.
+    ``answer_digest_of``, the one computation the publish pass makes ahead of
+    time too, over this handle.
     """
-    if piece % 3:
-        raise ValueError("the piece size must be a multiple of 3")
     handle.seek(0)
     try:
-        digest = hashlib.sha256(before)
-        remaining = size
-        while remaining:
-            wanted = min(piece, remaining)
-            digest.update(b64encode(read_exactly(handle, wanted)))
-            remaining -= wanted
-        digest.update(after)
-        return digest.digest()
+        return answer_digest_of(
+            lambda wanted: read_exactly(handle, wanted), size, before, after, piece=piece
+        )
     finally:
         handle.seek(0)
 

@@ -4,11 +4,9 @@ The folders say *where* a file is; the ledger remembers what the folders
 cannot: what was published to whom and when (for listing and expiry), which
 received files still await confirmation, push retry state, which received
 blocks arrived outside their peer's load window, small status facts, and the
-audit trail of every file (``events.py``: each state-changing method writes
-its event in the same transaction, so the trail never disagrees), and the
-IEC 62325-504 message codes and client cursors (``codes.py``).
-
-Two databases behind this one interface (``backend.py``): one SQLite file
+audit trail of every file (``events.py``, written in the transaction of the
+change), the 504 message codes and cursors (``codes.py``) and get answer
+digests (``answers.py``). Two databases behind this one interface (``backend.py``): one SQLite file
 (WAL, ``synchronous=FULL``; ``sqlite_db.py``), the default, or PostgreSQL
 (``[ledger] url``; ``postgres_db.py``) for operators that run several
 replicas. The SQL is plain and written once (``INSERT ... ON CONFLICT``, no
@@ -37,6 +35,7 @@ from concentrador.spool.ledger import (
     received,
     search,
 )
+from concentrador.spool.ledger.answers import AnswerDigestMethods
 from concentrador.spool.ledger.backend import Connection, Database
 from concentrador.spool.ledger.codes import CodedEntry
 from concentrador.spool.ledger.cycles import CycleLogMethods
@@ -52,7 +51,7 @@ from concentrador.spool.ledger.sqlite_db import SqliteDatabase
 __all__ = ["Ledger"]  # the package re-exports the entries from their own modules
 
 
-class Ledger(CycleLogMethods):
+class Ledger(CycleLogMethods, AnswerDigestMethods):
     """The spool's ledger. Open once per process; :meth:`close` at exit.
 
     ``Ledger(path)``: the SQLite file ``path``; ``Ledger(path, url="postgresql://...")``:

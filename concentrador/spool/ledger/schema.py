@@ -163,6 +163,20 @@ MIGRATIONS: list[tuple[int, list[str | Dialects]]] = [
             "CREATE INDEX cycles_peer_kind ON cycles (peer, kind, started_at)",
         ],
     ),
+    (
+        7,
+        [
+            # The content digest of a 504 get answer (answers.py), computed once
+            # per published file like its MD5. Valid only for the publication it
+            # was computed for (published_at, md5) and for the canonical bytes
+            # around the content it was computed with (their SHA-256, hex): if our
+            # answer builders ever change, the row no longer matches and is ignored.
+            "CREATE TABLE answer_digests (peer TEXT NOT NULL, name TEXT NOT NULL,"
+            " published_at TEXT NOT NULL, md5 TEXT NOT NULL, before_sha256 TEXT NOT NULL,"
+            " after_sha256 TEXT NOT NULL, digest TEXT NOT NULL, computed_at TEXT NOT NULL,"
+            " PRIMARY KEY (peer, name))",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
