@@ -27,6 +27,7 @@ from concentrador.client.session import PeerSession
 from concentrador.config.model import Config, PeerConfig
 from concentrador.protocol import format_wire_datetime
 from concentrador.spool.actions import ActionRefused, mark_reviewed, republish, retry_push
+from concentrador.spool.claims import ClaimBusy, open_claims
 from concentrador.spool.inbound.rebuilds import LocalRebuilds
 from concentrador.spool.layout import Spool
 from concentrador.spool.ledger import Ledger
@@ -103,20 +104,33 @@ def push(config: Config, args: argparse.Namespace, *, out: TextIO | None = None)
 
 
 def _publish_outbox(config: Config, peer: PeerConfig, ledger: Ledger) -> int:
-    """The outbox pipeline (compress, split, move to ``sending/``), without settling."""
-    peer_spool = Spool(config.node.spool).peer(peer.id).ensure()
-    with detect_compressor() as compressor:
-        publisher = Publisher(
-            peer_spool,
-            ledger,
-            classifier=config.type_classifier(),
-            block_size=config.node.block_size,
-            deliver=peer.deliver,
-            compressor=compressor,
-            # The operator asked for it now: files they dropped are complete.
-            settle_seconds=0,
-        )
-        return len(publisher.publish_pending())
+    """The outbox pipeline (compress, split, move to ``sending/``), without settling.
+
+    Under the peer's ``publish`` claim, like the daemon's publish pass (on any
+    replica): when a daemon holds it, it is publishing this outbox right now,
+    so we leave the outbox to it and push what is already in ``sending/``.
+    """
+    spool = Spool(config.node.spool)
+    peer_spool = spool.peer(peer.id).ensure()
+    claims = open_claims(spool, config.ledger.url, cycle_log=ledger, replica=config.node.replica)
+    try:
+        with claims.hold(peer.id, "publish"), detect_compressor() as compressor:
+            publisher = Publisher(
+                peer_spool,
+                ledger,
+                classifier=config.type_classifier(),
+                block_size=config.node.block_size,
+                deliver=peer.deliver,
+                compressor=compressor,
+                # The operator asked for it now: files they dropped are complete.
+                settle_seconds=0,
+            )
+            return len(publisher.publish_pending())
+    except ClaimBusy as exc:
+        print(f"{peer.id}: outbox left to the daemon publishing it ({exc})", file=sys.stderr)
+        return 0
+    finally:
+        claims.close()
 
 
 def _iec_session(config: Config, peer: PeerConfig) -> Iec62325Session:

@@ -76,3 +76,26 @@ async def test_push_publishes_the_outbox_then_sends(fake_peer: Any, pki: Any, tm
     assert code == 0, err
     code, out, err = await cli(config, "push", SERVER_ID)
     assert code == 0 and "1 delivered" in out, err
+
+
+async def test_push_leaves_the_outbox_to_a_daemon_publishing_it(
+    fake_peer: Any, pki: Any, tmp_path: Path
+) -> None:
+    """The one-shot push takes the peer's publish claim, as the daemon's publish
+    pass does: while another process holds it, the outbox is left alone."""
+    from concentrador.spool.claims import LocalClaims
+
+    config = write_config(pki, tmp_path, fake_peer.url, deliver="push")
+    spool = Spool(tmp_path / "spool")
+    outbox = spool.peer(SERVER_ID).ensure().dir(SpoolState.OUTBOX)
+    (outbox / "F1_0086_20240101_20240102.0").write_text("1;2;3\n" * 1000)
+    with LocalClaims(spool).hold(SERVER_ID, "publish"):  # "the daemon", mid-pass
+        code, out, err = await cli(config, "push", SERVER_ID)
+    assert code == 0, err
+    assert "outbox left to the daemon publishing it" in err
+    assert "0 file(s) taken from outbox/" in out
+    assert sorted(p.name for p in outbox.iterdir()) == ["F1_0086_20240101_20240102.0"]
+    assert fake_peer.peer.pushed == []
+    # Claim free: the next push publishes and delivers it.
+    code, out, err = await cli(config, "push", SERVER_ID)
+    assert code == 0 and "1 file(s) taken from outbox/; 1 delivered" in out, err
