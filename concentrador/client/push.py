@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from concentrador.client.cycle import PeerCycle, utc_now
 from concentrador.client.errors import (
@@ -56,6 +57,7 @@ from concentrador.spool.locks import peer_lock
 __all__ = [
     "KV_FAILED_COUNT",
     "OutgoingFile",
+    "PushCycle",
     "PushSummary",
     "Pusher",
     "RetryRefused",
@@ -64,6 +66,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_S = TypeVar("_S")  # the session: v2.3 PeerSession or the 504 Iec62325Session
 
 KV_FAILED_COUNT = "push_failed_count"
 # A failed file is retried through spool/actions.py (the CLI and the console
@@ -130,12 +134,15 @@ class PushSummary:
         return ", ".join(parts)
 
 
-class Pusher(PeerCycle[PeerSession]):
-    """Runs one push cycle of one peer."""
+class PushCycle(PeerCycle[_S]):
+    """One push cycle of one peer, whatever its profile: what is due, the retry
+    policy per error class, delivery and escalation. How one file travels is
+    the profile's :meth:`_push_file` (:class:`Pusher` for CPCSCC v2.3,
+    ``Iec62325Pusher`` for IEC 62325-504)."""
 
     def __init__(
         self,
-        session: PeerSession,
+        session: _S,
         peer: PeerConfig,
         peer_spool: PeerSpool,
         ledger: Ledger,
@@ -167,38 +174,9 @@ class Pusher(PeerCycle[PeerSession]):
         return self.summary
 
     async def _push_file(self, outgoing: OutgoingFile) -> None:
-        original = outgoing.original
-        if outgoing.problem is not None:
-            await self._escalate(original, outgoing.problem, None)
-            return
-        warnings: set[str] = set()
-        for path in outgoing.paths:
-            try:
-                md5 = await asyncio.to_thread(self._md5_of, path)
-            except FileNotFoundError:
-                log.info("%s: %s left sending/ meanwhile; skipped", self.peer_id, path.name)
-                return
-            outcome, error = await self._attempt(
-                self.session.enviar_fichero(path.name, path, md5, self.progress.advance),
-                functools.partial(_size_of, path),
-            )
-            decision, failed_attempts = await self._decide(original, outcome)
-            if decision.action is Action.ACCEPTED:
-                if decision.warning:
-                    warnings.add(decision.warning)
-                continue
-            what = f"{path.name}: {decision.reason}"
-            await self._not_accepted(original, decision, failed_attempts, what, error, call="push")
-            return
-        await self._deliver(outgoing, warnings)
+        """Deliver one file (or block set), or decide what to do with it: the profile's part."""
+        raise NotImplementedError
 
-    def _md5_of(self, path: Path) -> str:
-        entry = self.ledger.lookup(self.peer_id, path.name)
-        if entry is not None and path.stat().st_size == entry.size:
-            return entry.md5  # computed once at publication
-        return file_md5(path)[0]
-
-    # -- one call and what follows it (shared with the 504 Iec62325Pusher) -----------------
     async def _attempt(
         self, call: Awaitable[int], size: Callable[[], int]
     ) -> tuple[Outcome, ClientError | None]:
@@ -314,6 +292,44 @@ class Pusher(PeerCycle[PeerSession]):
             self.ledger.clear_push_state(self.peer_id, original)
             count = int(self.ledger.status(self.peer_id).get(KV_FAILED_COUNT, "0") or 0)
             self.ledger.set_status(self.peer_id, KV_FAILED_COUNT, str(count + 1))
+
+
+class Pusher(PushCycle[PeerSession]):
+    """Runs one push cycle of one CPCSCC v2.3 peer: enviarFichero per file or block."""
+
+    async def _push_file(self, outgoing: OutgoingFile) -> None:
+        original = outgoing.original
+        if outgoing.problem is not None:
+            await self._escalate(original, outgoing.problem, None)
+            return
+        warnings: set[str] = set()
+        for path in outgoing.paths:
+            try:
+                md5 = await asyncio.to_thread(self._md5_of, path)
+            except FileNotFoundError:
+                log.info("%s: %s left sending/ meanwhile; skipped", self.peer_id, path.name)
+                return
+            outcome, error = await self._attempt(
+                self.session.enviar_fichero(path.name, path, md5, self.progress.advance),
+                functools.partial(_size_of, path),
+            )
+            decision, failed_attempts = await self._decide(original, outcome)
+            if decision.action is Action.ACCEPTED:
+                if decision.warning:
+                    warnings.add(decision.warning)
+                continue
+            what = f"{path.name}: {decision.reason}"
+            await self._not_accepted(original, decision, failed_attempts, what, error, call="push")
+            return
+        await self._deliver(outgoing, warnings)
+
+    def _md5_of(self, path: Path) -> str:
+        entry = self.ledger.lookup(self.peer_id, path.name)
+        if entry is not None and path.stat().st_size == entry.size:
+            return entry.md5  # computed once at publication
+        return file_md5(path)[0]
+
+    # -- one call and what follows it (shared with the 504 Iec62325Pusher) -----------------
 
 
 def _size_of(path: Path) -> int:

@@ -33,7 +33,7 @@ from concentrador.client.errors import AuthenticationRefused, ClientError
 from concentrador.client.iec62325 import Iec62325Collector, Iec62325Pusher, Iec62325Session
 from concentrador.client.locks import busy
 from concentrador.client.progress import Progress
-from concentrador.client.push import Pusher, PushSummary
+from concentrador.client.push import PushCycle, Pusher, PushSummary
 from concentrador.client.session import PeerSession
 from concentrador.config.model import Config, PeerConfig
 from concentrador.spool.claims import Claim, Claims, hold_async, open_claims
@@ -150,8 +150,8 @@ class ClientRunner:
         peer, peer_spool = self._peer(peer_id, push=True)
         retries, retry_delay = self._client_settings()
 
-        def pusher(session: Any) -> Pusher:
-            kind = Iec62325Pusher if peer.iec62325 else Pusher
+        def pusher(session: Any) -> PushCycle[Any]:
+            kind: type[PushCycle[Any]] = Iec62325Pusher if peer.iec62325 else Pusher
             return kind(
                 session,
                 peer,

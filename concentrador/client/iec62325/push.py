@@ -1,7 +1,7 @@
 """The push cycle of a 504 peer: each file in ``sending/`` as one signed ``put``.
 
-The v2.3 :class:`~concentrador.client.push.Pusher` does everything around the
-call, and this subclass shares it: which files are due (``sending/`` and the
+:class:`~concentrador.client.push.PushCycle` does everything around the call,
+for both profiles: which files are due (``sending/`` and the
 ledger's retry state), delivering (to ``delivered/``, ledger state), escalating
 (to ``failed/`` with ``NAME.reason``). Only the call differs: 504 has no
 blocks, so a file the publisher cut into ``NAME.k_n`` blocks is put whole
@@ -20,53 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from datetime import datetime
 
-from concentrador.client.cycle import utc_now
 from concentrador.client.iec62325.session import Iec62325Session
-from concentrador.client.progress import Progress
-from concentrador.client.push import OutgoingFile, Pusher
+from concentrador.client.push import OutgoingFile, PushCycle
 from concentrador.client.retry_policy import Action
-from concentrador.config.model import PeerConfig
 from concentrador.protocol import PushResult
 from concentrador.protocol.iec62325.wire import MAX_FILE_SIZE
-from concentrador.spool.layout import PeerSpool
-from concentrador.spool.ledger import Ledger
 
 __all__ = ["Iec62325Pusher"]
 
 log = logging.getLogger(__name__)
 
 
-class Iec62325Pusher(Pusher):
-    """Runs one push cycle of one 504 peer."""
-
-    def __init__(
-        self,
-        session: Iec62325Session,
-        peer: PeerConfig,
-        peer_spool: PeerSpool,
-        ledger: Ledger,
-        *,
-        retries: int,
-        retry_delay: float,
-        now: Callable[[], datetime] = utc_now,
-        progress: Progress | None = None,
-    ) -> None:
-        # The v2.3 session slot stays empty (a misuse fails loudly); calls go
-        # through ``self.iec``.
-        super().__init__(
-            None,  # type: ignore[arg-type]
-            peer,
-            peer_spool,
-            ledger,
-            retries=retries,
-            retry_delay=retry_delay,
-            now=now,
-            progress=progress,
-        )
-        self.iec = session
+class Iec62325Pusher(PushCycle[Iec62325Session]):
+    """Runs one push cycle of one 504 peer: one put per file (a block set put whole)."""
 
     async def _push_file(self, outgoing: OutgoingFile) -> None:
         original = outgoing.original
@@ -94,5 +61,5 @@ class Iec62325Pusher(Pusher):
 
     async def _put(self, outgoing: OutgoingFile) -> int:
         """One put; a ``Reply OK`` is codigo 0 (stored)."""
-        await self.iec.put_file(outgoing.original, outgoing.paths, self.progress.advance)
+        await self.session.put_file(outgoing.original, outgoing.paths, self.progress.advance)
         return PushResult.STORED
