@@ -45,6 +45,16 @@ STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 
 
+def run_cli(config: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``concentrador --config CONFIG ARGS...`` as a real process, output captured."""
+    return subprocess.run(
+        [str(CONCENTRADOR_BIN), "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @pytest.fixture(scope="session")
 def axis(tmp_path_factory: pytest.TempPathFactory) -> AxisToolchain:
     """The Java programs compiled once per session; skip (or fail in CI) without a JDK/Axis."""

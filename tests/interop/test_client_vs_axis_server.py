@@ -30,12 +30,12 @@ from concentrador.protocol.soap import build_envelope
 from tests.interop.axis import AxisToolchain
 from tests.interop.axis_wire import walk_physical_records
 from tests.interop.conftest import (
-    CONCENTRADOR_BIN,
     LiveJavaServer,
     free_port,
     incompressible_bzip2,
     md5_of,
     po1011_text,
+    run_cli,
     start_java_server,
 )
 from tests.interop.pki_java import java_tls
@@ -155,12 +155,7 @@ def write_config(path: Path, pki: Path, spool: Path, axis_port: int) -> Path:
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CONCENTRADOR_BIN), "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-    )
+    return run_cli(config, *args, timeout=CLI_TIMEOUT)
 
 
 @pytest.fixture(scope="module")

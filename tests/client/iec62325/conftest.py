@@ -19,7 +19,6 @@ from aiohttp import web
 
 from concentrador.config.dn import dn_from_der
 from concentrador.config.model import (
-    ClientConfig,
     Config,
     NodeConfig,
     PeerConfig,
@@ -32,7 +31,7 @@ from concentrador.server.state import ServerState
 from concentrador.server.tls import ReloadableServerTLS, ServerTLSFiles
 from concentrador.spool.layout import PeerSpool, Spool, SpoolState
 from concentrador.spool.ledger import Ledger, PublishedEntry
-from tests.client.conftest import CLIENT_ID, MADRID, SERVER_ID, load_der
+from tests.client.conftest import CLIENT_ID, MADRID, SERVER_ID, client_config, load_der
 
 IEC = "iec62325-504"
 PATH = "/ServiceEME"
@@ -48,23 +47,13 @@ def server_signer_dn(pki: DevPki) -> Any:
 
 
 def iec_client_config(pki: DevPki, root: Path, url: str, **peer: Any) -> Config:
-    """Node CREC calling peer 0086 over 504, signing with its client certificate."""
-    d = pki.directory
-    client = ClientConfig(
-        cert=d / f"{CLIENT_ID}-client.pem",
-        key=d / f"{CLIENT_ID}-client.key",
-        ca=d / "ca.pem",
-        timeout=peer.pop("timeout", 10),
-        retries=peer.pop("retries", 1),
-        retry_delay=peer.pop("retry_delay", 600),
-    )
-    server = ServerConfig("127.0.0.1", 0, None, None, None, insecure_http=True)
-    node = NodeConfig(id=CLIENT_ID, spool=root, timezone=MADRID)
-    signing = SigningConfig(cert=client.cert, key=client.key)
-    the_peer = replace(
-        PeerConfig(id=SERVER_ID, dn=(server_signer_dn(pki),), url=url, protocol=IEC), **peer
-    )
-    return Config(root / "concentrador.toml", node, server, client, (the_peer,), signing=signing)
+    """Node CREC calling peer 0086 over 504, signing with its client certificate:
+    the v2.3 test config (``client_config``) with the 504 profile and a signing key."""
+    peer.setdefault("retries", 1)
+    peer.setdefault("dn", (server_signer_dn(pki),))
+    config = client_config(pki, root, url, protocol=IEC, **peer)
+    assert config.client is not None
+    return replace(config, signing=SigningConfig(cert=config.client.cert, key=config.client.key))
 
 
 @dataclass

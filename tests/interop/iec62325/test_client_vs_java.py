@@ -27,7 +27,7 @@ from concentrador.client.runner import ClientRunner
 from concentrador.config import load_config
 from concentrador.spool.layout import Spool
 from concentrador.spool.ledger import Ledger
-from tests.interop.conftest import CONCENTRADOR_BIN, incompressible_bzip2, md5_of, po1011_text
+from tests.interop.conftest import incompressible_bzip2, md5_of, po1011_text, run_cli
 from tests.interop.iec62325.eme_java import EmeJava, EmeJavaServer, start_eme_java_server
 
 pytestmark = pytest.mark.interop
@@ -77,12 +77,7 @@ def write_config(path: Path, pki: Path, spool: Path, url: str, soap: str = "1.1"
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CONCENTRADOR_BIN), "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-    )
+    return run_cli(config, *args, timeout=CLI_TIMEOUT)
 
 
 def inbox_of(spool: Path) -> dict[str, bytes]:
