@@ -12,6 +12,9 @@ another process, so its peak RSS is its own.
    (``curl -K urls.txt``, no ``--parallel``; mutual TLS, same certificates),
    and the ratio. nginx does no MD5, no fsync and no confirmation, so it is a
    ceiling, not a peer. Each run starts from fresh spools; ``--runs`` runs.
+   Beside both, the bare aiohttp floor (``bench/http_floor.py``: the same two
+   calls a file over mutual TLS with nothing behind them), which any
+   implementation on our stack stays under.
 2. **One large compressed file** cut in 8,000,000-byte blocks: collection
    throughput (fetch + verify + store every block, rebuild, confirm) and the
    client's peak RSS, at several sizes to show that RSS is flat in file size.
@@ -38,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.http_floor import measure as http_floor  # noqa: E402
 from bench.outbox_drop_bench import process_cpu  # noqa: E402
 from bench.server_bench import (  # noqa: E402
     curl_base,
@@ -170,8 +174,11 @@ def bench_small(work: Path, pki: Path, count: int, file_kb: int, connections: in
             process.terminate()
             process.wait(30)
     ours, nginx_rate = count / result["seconds"], count / wall
+    floor = http_floor(pki, count, connections)
     return {
         "ours_files_s": ours, "nginx_files_s": nginx_rate, "ratio": ours / nginx_rate,
+        "floor_files_s": floor["files_s"], "floor_ratio": ours / floor["files_s"],
+        "nginx_floor": nginx_rate / floor["files_s"],
         # CPU ms a file: scatters far less than wall rates on a busy machine.
         "client_ms": result["cpu"] / count * 1000, "server_ms": server_cpu / count * 1000,
         **result,
@@ -229,7 +236,9 @@ def main() -> None:
                       f"files/s, nginx+curl {small['nginx_files_s']:6.0f} files/s, "
                       f"ratio {small['ratio']:.3f}x (aim >= 0.17x), CPU a file: client "
                       f"{small['client_ms']:.2f} ms + server {small['server_ms']:.2f} ms, "
-                      f"client peak RSS {small['rss_mb']:.0f} MB")  # fmt: skip
+                      f"client peak RSS {small['rss_mb']:.0f} MB; bare aiohttp floor "
+                      f"{small['floor_files_s']:.0f} files/s (ours {small['floor_ratio']:.2f}x "
+                      f"of it; nginx+curl {small['nginx_floor']:.1f}x)")  # fmt: skip
                 shutil.rmtree(work)
         for size in [int(s) for s in args.sizes.split(",") if s]:
             work = base / f"large-{size}"
