@@ -29,20 +29,18 @@ from concentrador.protocol import (
     validate_peer_filename,
 )
 from concentrador.spool.aside import move_aside
-from concentrador.spool.durable import sync_folders
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger.events import EventKind
 from concentrador.spool.locks import PerPeerFolder, peer_lock
 
 if TYPE_CHECKING:
-    from concentrador.spool.ledger import Ledger, PublishedEntry
+    from concentrador.spool.ledger import Ledger
 
 __all__ = ["DeliveryGroup", "confirm_reception"]
 
 log = logging.getLogger(__name__)
 
 _PUBLISHED = SpoolState.PUBLISHED.value
-_DELIVERED = SpoolState.DELIVERED.value
 
 
 def _answer(result: ConfirmationResult) -> ConfirmacionRecepcionFicheroResponse:
@@ -60,30 +58,37 @@ def confirm_reception(
     except InvalidFileName as exc:
         log.warning("%s confirmed an unsafe name: %s", peer, exc)
         return _answer(ConfirmationResult.ERROR)
-    # A split file is confirmed once under its original name: the ledger
-    # keeps the blocks as entries whose ``original`` is that name, so a
-    # block name finds nothing here and is answered 1 (§4.4 Decision).
-    entries = [e for e in ledger.entries_of(peer, name) if e.state == _PUBLISHED]
-    if not entries:
-        if parse_block_name(name) is not None and ledger.lookup(peer, name) is not None:
-            log.warning("%s confirmed block %s alone; blocks are confirmed by original", peer, name)
-        else:
-            log.info("%s confirmed %r, which is not published for it", peer, name)
-        return _answer(ConfirmationResult.ERROR)
-
     code = request.cod_confirmacion
-    if code in (ConfirmationCode.CHECKSUM_FAILED, ConfirmationCode.GENERIC_ERROR):
-        what = "a checksum failure" if code == ConfirmationCode.CHECKSUM_FAILED else "an error"
-        log.warning("%s reports %s for %s (code %d); it stays published", peer, what, name, code)
-        ledger.note_event(
-            peer, name, EventKind.PEER_CONFIRMATION, f"code {code} ({what}): stays published"
-        )
-        return _answer(ConfirmationResult.ACCEPTED)
-    if code != ConfirmationCode.RECEIVED:
+    if code == ConfirmationCode.RECEIVED:
+        # No read before the group commit: it checks and marks in one
+        # transaction under the peer lock (a check out here could be stale).
+        result = _delivery_group(peer_spool).deliver(ledger, name)
+        if result != ConfirmationResult.ACCEPTED:
+            _log_not_published(ledger, peer, name)
+        return _answer(result)
+    if code not in (ConfirmationCode.CHECKSUM_FAILED, ConfirmationCode.GENERIC_ERROR):
         log.warning("%s sent codConfirmacion %d for %s, which means nothing", peer, code, name)
         return _answer(ConfirmationResult.ERROR)
+    if not any(e.state == _PUBLISHED for e in ledger.entries_of(peer, name)):
+        _log_not_published(ledger, peer, name)
+        return _answer(ConfirmationResult.ERROR)
+    what = "a checksum failure" if code == ConfirmationCode.CHECKSUM_FAILED else "an error"
+    log.warning("%s reports %s for %s (code %d); it stays published", peer, what, name, code)
+    ledger.note_event(
+        peer, name, EventKind.PEER_CONFIRMATION, f"code {code} ({what}): stays published"
+    )
+    return _answer(ConfirmationResult.ACCEPTED)
 
-    return _answer(_delivery_group(peer_spool).deliver(ledger, name))
+
+def _log_not_published(ledger: Ledger, peer: str, name: str) -> None:
+    """Say why ``name`` was answered 1 (only on that path: it costs a read)."""
+    # A split file is confirmed once under its original name: the ledger
+    # keeps the blocks as entries whose ``original`` is that name, so a
+    # block name finds nothing to deliver and is answered 1 (§4.4 Decision).
+    if parse_block_name(name) is not None and ledger.lookup(peer, name) is not None:
+        log.warning("%s confirmed block %s alone; blocks are confirmed by original", peer, name)
+    else:
+        log.info("%s confirmed %r, which is not published for it (any more)", peer, name)
 
 
 @dataclass
@@ -101,9 +106,8 @@ class DeliveryGroup:
 
     Confirmations arriving together (several connections) queue up for the
     peer lock; the first to get it commits every queued one: one ledger
-    transaction, the moves, one fsync per folder. Each is answered only once
-    that whole commit is durable, so nothing is acknowledged earlier than
-    before; a confirmation alone costs what it always did.
+    transaction (the commit point), then the moves. Each is answered only
+    once that transaction is durable and its files renamed.
     """
 
     def __init__(self, peer_spool: PeerSpool) -> None:
@@ -134,42 +138,49 @@ class DeliveryGroup:
         return mine.result
 
     def _commit(self, ledger: Ledger, batch: list[_Delivery]) -> None:
-        """Under the peer lock: the ledger first (the commit point), then the moves."""
+        """Under the peer lock: the ledger first (the commit point), then the moves.
+
+        Why no folder fsync before answering: the durable ledger commit
+        (``synchronous=FULL``) is what the confirmation changes; from then
+        on the file is neither listed nor served, whatever folder it is in.
+        A rename that a power cut undoes leaves the file in ``published/``,
+        marked delivered: the state a kill -9 between the commit and the
+        moves leaves too, and :func:`~concentrador.spool.outbound.expiry.finish_deliveries`
+        (at start-up, before serving, and on every expiry pass) moves it on.
+        A rename is atomic, so the file is in one folder or the other, never
+        lost, and a delivered name is never published again (``outbound/names.py``),
+        so the file left behind cannot pass for a new one. The two folder
+        fsyncs (a third of a small file's confirmation) bought nothing.
+        """
         peer = self._spool.peer
         published = self._spool.dir(SpoolState.PUBLISHED)
         delivered = self._spool.dir(SpoolState.DELIVERED)
-        accepted: dict[str, list[PublishedEntry]] = {}
+        detail = "confirmed by the peer with code 0"
+        # Checked and marked in one transaction: an expiry run (or a
+        # confirmation earlier in this batch) that moved a file since it was
+        # listed leaves nothing to mark, and it is answered 1.
+        accepted = ledger.deliver(peer, [d.name for d in batch], detail)
+        answered: set[str] = set()
         for delivery in batch:
-            # Re-read under the lock: an expiry run (or a confirmation earlier
-            # in this batch) may have moved the file since the first check;
-            # marking it delivered then would contradict the folders.
-            entries = [e for e in ledger.entries_of(peer, delivery.name) if e.state == _PUBLISHED]
-            if not entries or delivery.name in accepted:
-                log.info("%s confirmed %s, no longer published (expired or confirmed)", peer,
-                         delivery.name)  # fmt: skip
-                continue
-            accepted[delivery.name] = entries
-            delivery.result = ConfirmationResult.ACCEPTED
+            if delivery.name in accepted and delivery.name not in answered:
+                answered.add(delivery.name)  # a second one in the batch: 1
+                delivery.result = ConfirmationResult.ACCEPTED
         if not accepted:
             return
-        detail = "confirmed by the peer with code 0"
-        ledger.set_states(peer, list(accepted), _DELIVERED, detail=detail)
         delivered.mkdir(parents=True, exist_ok=True)
-        moved = 0
-        for entry in (entry for entries in accepted.values() for entry in entries):
-            try:
-                # move_aside never overwrites: a clash (an operator re-used a
-                # name) keeps both files, the new one with a time stamp.
-                move_aside(published / entry.name, delivered, sync=False)
-                moved += 1
-            except FileNotFoundError:
-                log.info("%s was already gone from %s", entry.name, published)
-        if moved:
-            # One fsync per folder for every file of the batch, before any of
-            # them is answered: the moves are as durable as one durable_move each.
-            sync_folders(delivered, published)
-        for name, entries in accepted.items():
-            log.info("%s confirmed %s (%d file(s) delivered)", peer, name, len(entries))
+        for original, names in accepted.items():
+            for name in names:
+                try:
+                    # move_aside never overwrites: a clash (an operator re-used a
+                    # name) keeps both files, the new one with a time stamp.
+                    move_aside(published / name, delivered, sync=False)
+                except FileNotFoundError:
+                    log.info("%s was already gone from %s", name, published)
+                except OSError:
+                    # Committed already: finish_deliveries retries the move.
+                    log.exception("%s: moving %s to %s failed; retried later", peer, name,
+                                  delivered)  # fmt: skip
+            log.info("%s confirmed %s (%d file(s) delivered)", peer, original, len(names))
 
 
 _groups: PerPeerFolder[DeliveryGroup] = PerPeerFolder(

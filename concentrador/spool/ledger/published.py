@@ -20,6 +20,7 @@ from concentrador.spool.ledger.schema import from_text, to_text
 __all__ = [
     "COLUMNS",
     "PublishedEntry",
+    "deliver",
     "entry",
     "reopen",
     "select_entries",
@@ -113,6 +114,36 @@ def update_state(
     return cur.rowcount
 
 
+def deliver(
+    conn: Connection, peer: str, originals: Iterable[str], detail: str
+) -> dict[str, list[str]]:
+    """Mark the still ``published`` names of each original ``delivered``, with
+    one ``delivered`` event per original that had any; returns those names
+    (sorted) by original. Read and written in the caller's transaction, so
+    nothing (an expiry, another replica) changes them in between.
+    """
+    accepted: dict[str, list[str]] = {}
+    for original in dict.fromkeys(originals):
+        # By ``published_original``; the state is checked here, not in the
+        # WHERE, which SQLite would answer from the (peer, state) index:
+        # every file published for the peer.
+        rows = conn.execute(
+            "SELECT name, state FROM published WHERE peer = ? AND original = ?" + for_update(conn),
+            (peer, original),
+        ).fetchall()
+        names = sorted(name for name, state in rows if state == "published")
+        if names:
+            accepted[original] = names
+    updates = [(peer, name) for names in accepted.values() for name in names]
+    if updates:
+        conn.executemany(
+            "UPDATE published SET state = 'delivered' WHERE peer = ? AND name = ?", updates
+        )
+        kind = EventKind.DELIVERED
+        events.insert_events(conn, [(peer, original, kind, detail) for original in accepted])
+    return accepted
+
+
 def reopen(
     conn: Connection, peer: str, original: str, *, at: datetime, actor: str, reason: str
 ) -> int:
@@ -156,7 +187,13 @@ def select_entries(
     if name is not None:
         sql, params = "name = ?", (peer, name)
     elif original is not None:
-        sql, params = "original = ? ORDER BY name", (peer, original)
+        # Sorted here, not by ORDER BY name: SQLite (no ANALYZE) would then walk
+        # the (peer, name) key to skip the sort, every row the peer ever had,
+        # instead of the few of this original by ``published_original``.
+        rows = conn.execute(
+            f"SELECT {COLUMNS} FROM published WHERE peer = ? AND original = ?", (peer, original)
+        ).fetchall()
+        return sorted((entry(r) for r in rows), key=lambda e: e.name)
     else:
         sql, params = "state = ? ORDER BY original, name", (peer, str(state))
     rows = conn.execute(f"SELECT {COLUMNS} FROM published WHERE peer = ? AND {sql}", params)

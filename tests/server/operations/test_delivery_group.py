@@ -1,9 +1,10 @@
 """Group commit of confirmations: code-0 confirmations that arrive together
-(several connections) share one ledger transaction and one fsync per folder,
-and none is answered before that commit is done."""
+(several connections) share one ledger transaction, and none is answered
+before that commit is done."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -42,13 +43,13 @@ def test_confirmations_arriving_together_share_one_commit(
     for name in NAMES:
         publish(ledger, peer_spool, [name], name)
     transactions: list[list[str]] = []
-    real = ledger.set_states
+    real = ledger.deliver
 
-    def counted(peer: str, originals: list[str], state: str, **kwargs: str) -> int:
+    def counted(peer: str, originals: list[str], detail: str) -> dict[str, list[str]]:
         transactions.append(list(originals))
-        return real(peer, originals, state, **kwargs)
+        return real(peer, originals, detail)
 
-    monkeypatch.setattr(ledger, "set_states", counted)
+    monkeypatch.setattr(ledger, "deliver", counted)
     calls = record_syscalls(monkeypatch)
     requests = [*NAMES, NAMES[0]]  # the last one confirms the first file a second time
     with ThreadPoolExecutor(len(requests)) as pool:
@@ -66,9 +67,9 @@ def test_confirmations_arriving_together_share_one_commit(
         answers = sorted(f.result(timeout=10).codigo for f in futures)
 
     assert answers == [0, 0, 0, 1]  # the duplicate is no longer published: 1
-    assert transactions == [NAMES]
+    assert transactions == [requests]  # one transaction; the duplicate finds nothing left
     delivered = peer_spool.dir(SpoolState.DELIVERED)
-    assert calls.fsyncs() == [str(delivered), str(peer_spool.dir(SpoolState.PUBLISHED))]
+    assert calls.fsyncs() == []  # the ledger commit is the commit point (test_confirmacion)
     assert sorted(p.name for p in delivered.iterdir()) == NAMES
     assert {ledger.lookup("CREC", n).state for n in NAMES} == {"delivered"}
 
@@ -79,16 +80,16 @@ def test_a_failed_group_commit_fails_every_confirmation_in_it(
     for name in NAMES:
         publish(ledger, peer_spool, [name], name)
 
-    def disk_full(*folders: Path) -> None:
-        raise OSError(28, "No space left on device")
+    def disk_full(peer: str, originals: list[str], detail: str) -> dict[str, list[str]]:
+        raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(confirmacion, "sync_folders", disk_full)
+    monkeypatch.setattr(ledger, "deliver", disk_full)
     errors: list[BaseException] = []
 
     def confirm(name: str) -> None:
         try:
             confirm_reception(ledger, peer_spool, ConfirmacionRecepcionFichero(name, 0))
-        except OSError as exc:
+        except sqlite3.OperationalError as exc:
             errors.append(exc)
 
     with peer_lock(peer_spool):
@@ -99,3 +100,5 @@ def test_a_failed_group_commit_fails_every_confirmation_in_it(
     for thread in threads:
         thread.join(10)
     assert len(errors) == len(NAMES)  # none of them answered 0
+    assert sorted(p.name for p in peer_spool.dir(SpoolState.PUBLISHED).iterdir()) == NAMES
+    assert {ledger.lookup("CREC", n).state for n in NAMES} == {"published"}
