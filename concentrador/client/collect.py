@@ -22,10 +22,13 @@ Pipelining (one connection, requests strictly one after the other): a whole
 file's durable commit (fsync, rename, folder fsync, ledger row) runs in a
 worker thread while the next file is fetched, and its confirmation goes out
 right after that fetch (``connections = N``: N lanes, confirming at once).
-The disk work hides behind the network, and a file is still confirmed only
-once it is durably stored and recorded. The ledger's "confirmed" mark is likewise written in the
-background; it only saves a re-confirmation, and every background write is
-awaited before the cycle returns (or fails).
+Files verified while a commit runs are committed together in the next one
+(:mod:`~concentrador.client.commits`: one folder fsync, one ledger
+transaction). The disk work hides behind the network, and a file is still
+confirmed only once it is durably stored and recorded. The ledger's
+"confirmed" mark is likewise written in the background; it only saves a
+re-confirmation, and every background write is awaited before the cycle
+returns (or fails).
 
 Idempotence comes from the ledger's ``received`` table. A listed name that
 we already stored is confirmed again *without being fetched*: that is the
@@ -48,6 +51,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from concentrador.client.commits import GroupCommits
 from concentrador.client.cycle import (
     PeerCycle,
     clock_offset_seconds,
@@ -112,6 +116,7 @@ class Collector(PeerCycle[PeerSession]):
         # confirmed (a test raises here to play "killed between the two").
         self.on_stored = on_stored
         self.store = InboundStore(peer_spool, ledger, decompress=peer.decompress)
+        self.commits = GroupCommits(self.store)
         # Who rebuilds a fetched block set; by default right here, in a worker thread.
         self.rebuild: RebuildSet = rebuild or LocalRebuilds(
             Spool(peer_spool.root, peer_spool.replica), ledger, {peer.id: peer}.get
@@ -146,9 +151,15 @@ class Collector(PeerCycle[PeerSession]):
         # should a push store one of these meanwhile).
         stored = await asyncio.to_thread(self._received_among, grouped.whole)
 
+        lanes = self.peer.connections
+        # One lane: confirm each file right after the next fetch. N lanes: up to
+        # N files wait for their commit while the lanes fetch on, so those verified
+        # meanwhile are committed together (commits.py); the done ones are confirmed.
+        keep, ready = (1, False) if lanes == 1 else (lanes, True)
+
         async def collect_whole(name: str) -> None:
             await self._collect_whole(name, already_stored=name in stored)
-            await self._confirm_stored(keep=int(self.peer.connections == 1))
+            await self._confirm_stored(keep=keep, ready=ready)
 
         await in_lanes(self.peer.connections, grouped.whole, collect_whole)
         await self._confirm_stored(keep=0)
@@ -209,13 +220,16 @@ class Collector(PeerCycle[PeerSession]):
         if result == "checksum":
             await self._checksum_failed(name)
 
-    async def _confirm_stored(self, *, keep: int) -> None:
-        """Confirm the files being committed, oldest first, but the last ``keep``.
+    async def _confirm_stored(self, *, keep: int, ready: bool = False) -> None:
+        """Confirm the files being committed, oldest first, but the last ``keep``
+        (and, with ``ready``, any whose commit is already done).
 
         Awaiting the commit first keeps the rule: confirmed only once stored.
         A storage error surfaces here and ends the cycle, as it always did.
         """
-        while len(self._storing) > keep:
+        while self._storing:
+            if len(self._storing) <= keep and not (ready and self._storing[0][1].done()):
+                return
             name, commit = self._storing.popleft()
             await commit
             await self._stored(name)
@@ -225,14 +239,17 @@ class Collector(PeerCycle[PeerSession]):
         self._mark_confirmed()
         pending = [commit for _, commit in self._storing] + list(self._background)
         self._storing.clear()
+        logged: set[int] = set()  # a group's files share one error: logged once
         for future in pending:
             # The cycle is ending anyway (maybe on that very error, already
             # raised by _confirm_stored): finish the disk work, log the rest.
             with contextlib.suppress(asyncio.CancelledError):
                 try:
                     await future
-                except Exception:
-                    log.exception("%s: a background store or ledger write failed", self.peer_id)
+                except Exception as exc:
+                    if id(exc) not in logged:
+                        logged.add(id(exc))
+                        log.exception("%s: a background store or ledger write failed", self.peer_id)
 
     def _later(self, work: Awaitable[object]) -> None:
         future = asyncio.ensure_future(work)
@@ -246,7 +263,7 @@ class Collector(PeerCycle[PeerSession]):
             self._later(asyncio.to_thread(mark, self.peer_id, *names, at=self.now()))
 
     def _commit(self, download: PendingDownload, name: str) -> None:
-        """Write what is held, commit, in a worker thread; the temp file goes if that fails."""
+        """A block: write what is held, commit, in a worker thread; the temp goes on failure."""
         try:
             self.store.commit(download.finish(), name)
         finally:
@@ -315,11 +332,10 @@ class Collector(PeerCycle[PeerSession]):
                 self.summary.bytes += size
                 if fichero.matches(writer.md5):
                     handed_over = True
-                    commit = asyncio.ensure_future(asyncio.to_thread(self._commit, writer, name))
-                    if not in_background:
-                        await commit
+                    if in_background:
+                        self._storing.append((name, self.commits.submit(writer, name)))
                         return "stored"
-                    self._storing.append((name, commit))
+                    await asyncio.to_thread(self._commit, writer, name)
                     return "stored"
                 log.warning(
                     "%s: %s: MD5 mismatch (peer says %s, got %s), attempt %d of %d",

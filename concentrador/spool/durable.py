@@ -231,8 +231,14 @@ class DurableWriter:
         except OSError as exc:
             self._fail("close", exc)
 
-    def commit(self, final_path: Path, *, replace: bool = False) -> Path:
-        """Flush, fsync, rename to ``final_path``, fsync its folder; returns it."""
+    def commit(self, final_path: Path, *, replace: bool = False, sync: bool = True) -> Path:
+        """Flush, fsync, rename to ``final_path``, fsync its folder; returns it.
+
+        ``sync=False`` leaves the folder fsync to the caller, who commits
+        several files into one folder and then fsyncs it once
+        (:func:`sync_folders`): the file is durable only after that, so the
+        caller must not report success before it (a group commit).
+        """
         if self._done:
             raise ValueError(f"DurableWriter already finished ({self.temp_path})")
         final_path = Path(final_path)
@@ -248,6 +254,8 @@ class DurableWriter:
             self._fail(f"store {final_path.name} in", exc, path=final_path.parent)
         self._done = True
         self.final_path = final_path
+        if not sync:
+            return final_path
         try:
             fsync_dir(final_path.parent)
         except OSError as exc:

@@ -167,7 +167,20 @@ async def run_cycle(
             setup.peer.events.append(("commit-done", name))
             return path
 
+        real_group = collector.store.commit_group
+
+        def commit_group(writers: list[InboundWriter]) -> list[Path]:
+            # Files verified while a commit ran are committed together (commits.py).
+            for writer in writers:
+                setup.peer.events.append(("commit-start", writer.name))
+                if before_commit is not None:
+                    before_commit(writer.name)
+            paths = real_group(writers)
+            setup.peer.events.extend(("commit-done", writer.name) for writer in writers)
+            return paths
+
         collector.store.commit = commit  # type: ignore[method-assign]
+        collector.store.commit_group = commit_group  # type: ignore[method-assign]
         ledger.mark_confirmed = slow_mark  # type: ignore[method-assign]
         try:
             summary = await collector.run()

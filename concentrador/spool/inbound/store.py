@@ -27,7 +27,10 @@ follow one policy:
 from __future__ import annotations
 
 import bz2
+import contextlib
 import logging
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from concentrador.protocol import (
@@ -38,10 +41,17 @@ from concentrador.protocol import (
     validate_peer_filename,
 )
 from concentrador.spool.aside import move_aside
-from concentrador.spool.durable import READ_SIZE, DurableWriter, file_md5
+from concentrador.spool.durable import (
+    READ_SIZE,
+    DurableWriter,
+    StorageError,
+    file_md5,
+    sync_folders,
+)
 from concentrador.spool.inbound.precheck import PRECHECKS
 from concentrador.spool.layout import PeerSpool, SpoolState
 from concentrador.spool.ledger import EventKind, Ledger
+from concentrador.spool.ledger.received import StoredFile
 from concentrador.spool.locks import peer_lock
 
 __all__ = [
@@ -52,6 +62,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# How _place found or put a complete file.
+_NEW, _RACED, _IDENTICAL = "new", "raced", "identical"
 
 DEFAULT_MAX_DECOMPRESSED = 4 << 30
 """Cap on a decompressed copy (4 GiB): a bzip2 bomb must not fill the disk."""
@@ -174,35 +187,107 @@ class InboundStore:
         ``manual/`` the writer is discarded and that file is (re)recorded.
         That is also how an interrupted reassembly finishes exactly once.
         """
-        md5 = writer.md5
         with peer_lock(self.spool):
-            existing = self._find_identical(name, md5)
-            if existing is not None:
-                writer.abort()
-                path = existing
-                if self.decompress and _copy_missing(path, name):
-                    self._write_decompressed_copy(path, name)
-            else:
-                folder = self.spool.dir(SpoolState.MANUAL if manual else SpoolState.INBOX)
-                target = folder / name
-                if target.exists():
-                    log.warning("%s: %s replaced by a different file", self.spool.peer, target)
-                    move_aside(target, self.spool.dir(SpoolState.ARCHIVE), stamp=True)
-                try:
-                    path = writer.commit(target)
-                except FileExistsError:
-                    # Stored by another replica meanwhile (our lock is per host):
-                    # the same file is recorded as a duplicate, a different one refused.
-                    if self._find_identical(name, md5) != target:
-                        raise
-                    writer.abort()
-                    path = target
-                if self.decompress:
-                    self._write_decompressed_copy(path, name)
+            path, how = self._place(writer, name, manual=manual, sync=True)
+            self._copy(path, name, how)
             self.ledger.record_received(
-                self.spool.peer, name, md5, writer.size, path, blocks=blocks, cursor=cursor
+                self.spool.peer, name, writer.md5, writer.size, path, blocks=blocks, cursor=cursor
             )
         return path
+
+    def commit_group(self, writers: Sequence[InboundWriter]) -> list[Path]:
+        """:meth:`commit` of several whole files (``writer.name`` each), as one group.
+
+        Each file is fsynced and renamed as :meth:`store_complete` does, then
+        each destination folder is fsynced once and the files are recorded in
+        one ledger transaction: two flushes for the group instead of two per
+        file. Nothing is durable before this returns, so the caller must not
+        confirm any of them before.
+
+        A failure stops the group and is raised; the files already renamed
+        are still made durable and recorded (the next cycle confirms them
+        without fetching them again), the others' temp files are dropped.
+        """
+        if any(writer.block is not None for writer in writers):
+            raise ValueError("a group commit is for whole files, not blocks")
+        placed: list[tuple[InboundWriter, Path, str]] = []
+        failure: BaseException | None = None
+        try:
+            with peer_lock(self.spool):
+                try:
+                    for writer in writers:
+                        path, how = self._place(
+                            writer, writer.name, manual=writer.manual, sync=False
+                        )
+                        placed.append((writer, path, how))
+                except BaseException as exc:
+                    failure = exc
+                if placed:
+                    try:
+                        self._finish_group(placed)
+                    except BaseException:
+                        if failure is None:
+                            raise
+                        log.exception("%s: finishing a failed group commit", self.spool.peer)
+        finally:
+            for writer in writers:
+                writer.abort()  # a no-op for the committed ones
+        if failure is not None:
+            raise failure
+        return [path for _, path, _ in placed]
+
+    def _finish_group(self, placed: list[tuple[InboundWriter, Path, str]]) -> None:
+        """Fsync the folders of ``placed``, write the copies, record them all at once."""
+        created = [path for _, path, how in placed if how == _NEW]
+        try:
+            sync_folders(*(path.parent for path in created))
+        except StorageError:
+            # The names are visible but not durable: take back the ones we made,
+            # as DurableWriter.commit does (not confirmed; fetched again).
+            for path in created:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            raise
+        for writer, path, how in placed:
+            self._copy(path, writer.name, how)
+        self.ledger.record_received_group(
+            self.spool.peer,
+            [StoredFile(w.name, w.md5, w.size, path) for w, path, _ in placed],
+        )
+
+    def _place(
+        self, writer: DurableWriter, name: str, *, manual: bool, sync: bool
+    ) -> tuple[Path, str]:
+        """Under the peer lock: where ``name`` now is, and how it got there.
+
+        ``_IDENTICAL``: the same file was already in ``inbox/`` or ``manual/``
+        (the writer is discarded); ``_RACED``: another replica stored it
+        meanwhile; ``_NEW``: committed by us (folder fsynced only with ``sync``).
+        """
+        md5 = writer.md5
+        existing = self._find_identical(name, md5)
+        if existing is not None:
+            writer.abort()
+            return existing, _IDENTICAL
+        folder = self.spool.dir(SpoolState.MANUAL if manual else SpoolState.INBOX)
+        target = folder / name
+        if target.exists():
+            log.warning("%s: %s replaced by a different file", self.spool.peer, target)
+            move_aside(target, self.spool.dir(SpoolState.ARCHIVE), stamp=True)
+        try:
+            return writer.commit(target, sync=sync), _NEW
+        except FileExistsError:
+            # Stored by another replica meanwhile (our lock is per host):
+            # the same file is recorded as a duplicate, a different one refused.
+            if self._find_identical(name, md5) != target:
+                raise
+            writer.abort()
+            return target, _RACED
+
+    def _copy(self, path: Path, name: str, how: str) -> None:
+        """The decompressed copy, if configured (an identical file's only if it has none)."""
+        if self.decompress and (how != _IDENTICAL or _copy_missing(path, name)):
+            self._write_decompressed_copy(path, name)
 
     def _find_identical(self, name: str, md5: str) -> Path | None:
         for state in (SpoolState.INBOX, SpoolState.MANUAL):

@@ -39,11 +39,12 @@ from concentrador.spool.ledger.answers import AnswerDigestMethods
 from concentrador.spool.ledger.backend import Connection, Database
 from concentrador.spool.ledger.codes import CodedEntry
 from concentrador.spool.ledger.cycles import CycleLogMethods
+from concentrador.spool.ledger.deliveries import DeliveryMethods
 from concentrador.spool.ledger.events import EventKind, FileEvent, NewEvent
 from concentrador.spool.ledger.notes import UnclassifiedEntry
 from concentrador.spool.ledger.published import PublishedEntry
 from concentrador.spool.ledger.push import PushState
-from concentrador.spool.ledger.received import ReceivedEntry
+from concentrador.spool.ledger.received import ReceivedBatchMethods, ReceivedEntry
 from concentrador.spool.ledger.schema import LedgerError, apply_migrations, utc_now
 from concentrador.spool.ledger.search import FilePage, FileQuery
 from concentrador.spool.ledger.sqlite_db import SqliteDatabase
@@ -51,7 +52,7 @@ from concentrador.spool.ledger.sqlite_db import SqliteDatabase
 __all__ = ["Ledger"]  # the package re-exports the entries from their own modules
 
 
-class Ledger(CycleLogMethods, AnswerDigestMethods):
+class Ledger(CycleLogMethods, AnswerDigestMethods, DeliveryMethods, ReceivedBatchMethods):
     """The spool's ledger. Open once per process; :meth:`close` at exit.
 
     ``Ledger(path)``: the SQLite file ``path``; ``Ledger(path, url="postgresql://...")``:

@@ -8,15 +8,25 @@ in the caller's transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from concentrador.spool.ledger.backend import Connection, lock
+from concentrador.protocol.filetypes import TypeClassifier
+from concentrador.spool.ledger.backend import Connection, Database, lock
 from concentrador.spool.ledger.events import EventKind, insert_event
 from concentrador.spool.ledger.schema import from_text, to_text, utc_now
 
-__all__ = ["ReceivedEntry", "mark_confirmed", "select_received", "select_unconfirmed", "upsert"]
+__all__ = [
+    "ReceivedBatchMethods",
+    "ReceivedEntry",
+    "StoredFile",
+    "mark_confirmed",
+    "select_received",
+    "select_unconfirmed",
+    "upsert",
+]
 
 _COLUMNS = "peer, name, md5, size, stored_path, received_at, confirmed_at"
 _STORED_STATES = ("inbox", "manual")
@@ -121,3 +131,31 @@ def mark_confirmed(conn: Connection, peer: str, name: str, at: datetime) -> bool
         return False
     insert_event(conn, peer, name, EventKind.CONFIRMED, "code 0 sent to the peer", at=at)
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """A whole file just stored (for :meth:`ReceivedBatchMethods.record_received_group`)."""
+
+    name: str
+    md5: str
+    size: int
+    stored_path: Path
+
+
+class ReceivedBatchMethods:
+    """:meth:`record_received_group`: a base class of
+    :class:`~concentrador.spool.ledger.ledger.Ledger` (like ``cycles.CycleLogMethods``),
+    whose ``ledger.py`` is at its size limit."""
+
+    _db: Database
+    classifier: TypeClassifier
+
+    def record_received_group(self, peer: str, files: Sequence[StoredFile]) -> None:
+        """``Ledger.record_received`` of each of ``files``, all in one durable
+        transaction: a group commit pays the ledger's flush once, not per file."""
+        with self._db.transaction() as conn:
+            for file in files:
+                upsert(conn, peer, file.name, file.md5, file.size, file.stored_path,
+                       received_at=None, blocks=None,
+                       file_type=self.classifier.classify(file.name))  # fmt: skip
