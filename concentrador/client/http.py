@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import Iterator
+from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
@@ -46,18 +46,35 @@ def client_ssl_context(client: ClientConfig) -> ssl.SSLContext:
     return context
 
 
-@contextlib.contextmanager
-def wire_errors(peer: str, operation: str) -> Iterator[None]:
-    """Turn aiohttp/TLS/OS failures into :class:`PeerConnectionError`."""
-    try:
-        yield
-    except ClientError:
-        raise
-    except TimeoutError:
-        raise PeerConnectionError(peer, f"{operation}: timed out") from None
-    except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        raise PeerConnectionError(peer, f"{operation}: {text}") from exc
+class wire_errors:  # lower case: it reads as the function it was (``with wire_errors(...)``)
+    """Turn aiohttp/TLS/OS failures into :class:`PeerConnectionError`.
+
+    A class rather than a ``@contextmanager`` generator: it wraps every call
+    (two per small file), and a generator costs a few µs more to enter and leave.
+    """
+
+    __slots__ = ("_operation", "_peer")
+
+    def __init__(self, peer: str, operation: str) -> None:
+        self._peer = peer
+        self._operation = operation
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None or isinstance(exc, ClientError):
+            return
+        if isinstance(exc, TimeoutError):
+            raise PeerConnectionError(self._peer, f"{self._operation}: timed out") from None
+        if isinstance(exc, aiohttp.ClientError | ssl.SSLError | OSError):
+            text = " ".join(str(exc).split()) or type(exc).__name__
+            raise PeerConnectionError(self._peer, f"{self._operation}: {text}") from exc
 
 
 def client_options(config: Config, peer: PeerConfig) -> dict[str, Any]:

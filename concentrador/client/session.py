@@ -53,7 +53,6 @@ from concentrador.config.model import Config, PeerConfig
 from concentrador.protocol import (
     DIME_CONTENT_TYPE,
     SOAP11,
-    ConfirmacionRecepcionFichero,
     ConfirmacionRecepcionFicheroResponse,
     DimeLimits,
     DimeMessageWriter,
@@ -66,11 +65,12 @@ from concentrador.protocol import (
     PeticionFechaHora,
     PeticionFechaHoraResponse,
     ProtocolError,
-    RecogerFichero,
     RecogerFicheroResponse,
     WireMessage,
     build_envelope,
+    confirmacion_request,
     parse_envelope,
+    recoger_request,
 )
 
 __all__ = ["DownloadSink", "PeerSession", "client_ssl_context", "wire_errors"]
@@ -107,6 +107,7 @@ class PeerSession(PeerHttp):
         )
         self.node_id = node_id
         self.dime_limits = dime_limits or DimeLimits()
+        self._soap_actions: dict[str, str] = {}
 
     @classmethod
     def open(cls, config: Config, peer: PeerConfig, **kwargs: object) -> PeerSession:
@@ -125,8 +126,9 @@ class PeerSession(PeerHttp):
 
     async def confirmacion(self, name: str, code: int) -> bool:
         """Confirm ``name`` with ``codConfirmacion = code``; True if the peer answered 0."""
-        message = ConfirmacionRecepcionFichero(name, code)
-        envelope = await self._call("confirmacionRecepcionFichero", message)
+        # From a frame, not lxml: one per file (see protocol/messages/frames.py).
+        body = confirmacion_request(name, code, concentrador_id=self.node_id)
+        envelope = await self._exchange("confirmacionRecepcionFichero", body)
         return ConfirmacionRecepcionFicheroResponse.from_xml(envelope.body_elements).confirmed
 
     async def recoger_fichero(
@@ -139,7 +141,7 @@ class PeerSession(PeerHttp):
         or an old peer's empty ``Fichero``.
         """
         operation = "recogerFichero"
-        body = self._envelope(RecogerFichero(name))
+        body = recoger_request(name, concentrador_id=self.node_id)
         with wire_errors(self.peer.id, operation):
             async with (
                 self.deadline(operation) as deadline,
@@ -215,7 +217,10 @@ class PeerSession(PeerHttp):
         return build_envelope(message.to_xml(), version=SOAP11, concentrador_id=self.node_id)
 
     async def _call(self, operation: str, message: WireMessage) -> Envelope:
-        body = self._envelope(message)
+        return await self._exchange(operation, self._envelope(message))
+
+    async def _exchange(self, operation: str, body: bytes) -> Envelope:
+        """Post the envelope ``body``; its answer, parsed (a fault raised)."""
         with wire_errors(self.peer.id, operation):
             async with (
                 self.deadline(operation) as deadline,
@@ -231,10 +236,10 @@ class PeerSession(PeerHttp):
         *,
         content_length: int | None = None,
     ) -> aiohttp.client._RequestContextManager:
-        headers = {
-            "Content-Type": content_type,
-            "SOAPAction": f'"{self.peer.soap_action_for(operation)}"',
-        }
+        action = self._soap_actions.get(operation)
+        if action is None:
+            action = self._soap_actions[operation] = f'"{self.peer.soap_action_for(operation)}"'
+        headers = {"Content-Type": content_type, "SOAPAction": action}
         return self.post_with(data, headers, content_length=content_length)
 
     async def _read_answer(

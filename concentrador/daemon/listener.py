@@ -24,7 +24,6 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -39,8 +38,6 @@ log = logging.getLogger(__name__)
 
 # After the drain, what still runs gets this long before it is cancelled.
 _FINAL_GRACE = 1.0
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class ListenError(Exception):
@@ -58,12 +55,9 @@ class Listener:
         limits: ConnectionLimits | None = None,
     ) -> None:
         self.shutdown_timeout = shutdown_timeout
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
         limits = limits or ConnectionLimits()
         self.guard = ConnectionGuard(limits, on_drained=self._release_memory)
-        app.middlewares.append(self._track)
+        # The guard's middleware also counts the requests in flight (stop() waits for them).
         app.middlewares.append(self.guard.middleware)
         self._runner = AxisTolerantAppRunner(
             app,
@@ -76,23 +70,12 @@ class Listener:
 
     @property
     def in_flight(self) -> int:
-        return self._in_flight
+        return self.guard.in_flight
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
         """The bound (host, port) pairs; kept after stop for log lines."""
         return list(self._addresses)
-
-    @web.middleware
-    async def _track(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            return await handler(request)
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
         await self._runner.setup()
@@ -117,15 +100,15 @@ class Listener:
         """Stop accepting, let requests in flight finish (bounded), close."""
         for site in list(self._runner.sites):
             await site.stop()  # closes the listening socket only
-        if self._in_flight:
-            log.info("waiting for %d request(s) in flight", self._in_flight)
+        if self.in_flight:
+            log.info("waiting for %d request(s) in flight", self.in_flight)
             started = time.monotonic()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), self.shutdown_timeout)
-            if self._in_flight:
+                await asyncio.wait_for(self.guard.idle.wait(), self.shutdown_timeout)
+            if self.in_flight:
                 log.warning(
                     "%d request(s) still running after %.0f s; cancelling them",
-                    self._in_flight,
+                    self.in_flight,
                     time.monotonic() - started,
                 )
         await self._runner.cleanup()

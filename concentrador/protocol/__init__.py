@@ -72,9 +72,12 @@ from concentrador.protocol.messages import (
     RecogerFichero,
     RecogerFicheroResponse,
     WireMessage,
+    confirmacion_request,
     format_wire_datetime,
     listable_name,
     listing_envelope,
+    recoger_request,
+    recoger_response,
     render_wsdl,
 )
 from concentrador.protocol.names import (
@@ -152,6 +155,7 @@ __all__ = [
     "block_name",
     "build_envelope",
     "check_block_size",
+    "confirmacion_request",
     "crc32_bzip2",
     "decompression_budget",
     "extract_single_block",
@@ -169,6 +173,8 @@ __all__ = [
     "participant_code",
     "read_request",
     "reassembly_plan",
+    "recoger_request",
+    "recoger_response",
     "render_wsdl",
     "validate_peer_filename",
 ]

@@ -147,8 +147,9 @@ def _is_envelope_part(element: etree._Element, name: str, version: SoapVersion) 
 def _header_and_body(
     root: etree._Element, version: SoapVersion
 ) -> tuple[etree._Element | None, etree._Element]:
-    headers = [e for e in child_elements(root) if _is_envelope_part(e, "Header", version)]
-    bodies = [e for e in child_elements(root) if _is_envelope_part(e, "Body", version)]
+    children = child_elements(root)
+    headers = [e for e in children if _is_envelope_part(e, "Header", version)]
+    bodies = [e for e in children if _is_envelope_part(e, "Body", version)]
     if len(headers) > 1:
         raise SoapError(f"SOAP Envelope has {len(headers)} Header elements; at most one is allowed")
     if not bodies:

@@ -58,6 +58,7 @@ _NO_BOM_STARTS: tuple[tuple[bytes, str], ...] = (
     (b"\x00<\x00?", "utf-16-be"),
     (b"<\x00?\x00", "utf-16-le"),
 )
+_STARTS = (*_BOMS, *_NO_BOM_STARTS)
 _ALLOWED_DECLARED: dict[str, frozenset[str]] = {
     "utf-8": frozenset(
         {"utf8", "usascii", "ascii", "iso88591", "latin1", "iso885915", "windows1252", "cp1252"}
@@ -77,6 +78,14 @@ _DANGEROUS_PATTERNS: tuple[bytes, ...] = tuple(
 )
 
 _LEADING_WHITESPACE = b" \t\r\n"
+# Declarations that name an accepted encoding of the family their bytes are
+# in (UTF-8, no BOM): _check_declared_encoding would accept them, so the
+# usual envelope skips its decoding and regexes.
+_USUAL_DECLARATIONS: tuple[bytes, ...] = (
+    b"<?xml version='1.0' encoding='UTF-8'?>",
+    b'<?xml version="1.0" encoding="UTF-8"?>',
+    b'<?xml version="1.0" encoding="utf-8"?>',
+)
 
 
 class XmlError(ProtocolError):
@@ -134,15 +143,18 @@ def parse_xml(data: bytes, *, max_size: int) -> etree._Element:
     raw = bytes(data).lstrip(_LEADING_WHITESPACE)
     if not raw:
         raise XmlSyntaxError("XML document is empty")
-    family = _sniff_encoding(raw)
-    _check_declared_encoding(raw, family)
+    if not raw.startswith(_USUAL_DECLARATIONS):  # ours and most stacks': UTF-8, said so
+        _check_declared_encoding(raw, _sniff_encoding(raw))
     # Every family's spelling is scanned, not only the sniffed one: a false
-    # positive costs a refusal, a miss would hand a DTD to libxml2.
-    for pattern in _DANGEROUS_PATTERNS:
-        if pattern in raw:
-            raise XmlSecurityError(
-                "XML document declares a DTD or entities; refused (DOCTYPE is never allowed)"
-            )
+    # positive costs a refusal, a miss would hand a DTD to libxml2. Each
+    # pattern holds a "!" byte in every encoding, so a document without one
+    # (a usual envelope) needs only that one scan.
+    if b"!" in raw:
+        for pattern in _DANGEROUS_PATTERNS:
+            if pattern in raw:
+                raise XmlSecurityError(
+                    "XML document declares a DTD or entities; refused (DOCTYPE is never allowed)"
+                )
     try:
         root = etree.fromstring(raw, _new_parser())
     except etree.XMLSyntaxError as exc:
@@ -158,7 +170,7 @@ def parse_xml(data: bytes, *, max_size: int) -> etree._Element:
 
 def _sniff_encoding(raw: bytes) -> str:
     """The encoding family of ``raw``: ``utf-8`` stands for ASCII-compatible."""
-    for start, family in (*_BOMS, *_NO_BOM_STARTS):
+    for start, family in _STARTS:
         if raw.startswith(start):
             return family
     if raw.startswith(b"\x4c\x6f\xa7\x94"):
@@ -225,15 +237,17 @@ def local_name(element: etree._Element) -> str:
     tag = element.tag
     if not isinstance(tag, str):
         return ""
-    return etree.QName(tag).localname if tag.startswith("{") else tag
+    # What etree.QName(tag).localname gives for an element's (always valid)
+    # Clark-notation tag, without building a QName: this runs per element read.
+    return tag.partition("}")[2] if tag[:1] == "{" else tag
 
 
 def namespace_of(element: etree._Element) -> str | None:
     """The namespace URI of ``element``'s tag, or ``None`` when it has none."""
     tag = element.tag
-    if not isinstance(tag, str) or not tag.startswith("{"):
+    if not isinstance(tag, str) or tag[:1] != "{":
         return None
-    return etree.QName(tag).namespace
+    return tag[1 : tag.index("}")] or None  # etree.QName(tag).namespace, cheaper
 
 
 def child_elements(element: etree._Element) -> list[etree._Element]:
@@ -243,6 +257,9 @@ def child_elements(element: etree._Element) -> list[etree._Element]:
 
 def text_content(element: etree._Element) -> str:
     """All the text inside ``element``, joined exactly as sent (nothing trimmed)."""
+    if not len(element):  # no children (the usual field): its text is all of it
+        text = element.text
+        return text if isinstance(text, str) else ""
     # Parsed documents only give str; the stubs also allow bytes.
     return "".join(piece for piece in element.itertext() if isinstance(piece, str))
 

@@ -43,6 +43,7 @@ from concentrador.protocol import (
     listing_envelope,
     parse_envelope,
     read_request,
+    recoger_response,
     render_wsdl,
 )
 from concentrador.protocol.iec62325.wsdl import render_504_wsdl
@@ -284,7 +285,10 @@ async def _run(
             read_ahead=state.read_piece,
             remote=request.remote,
         )
-        envelope = build_envelope(served.response().to_xml(), version=version)
+        fichero = served.response().fichero
+        assert fichero is not None  # a served file always has its name and MD5
+        # From a frame, not lxml: one per file (see protocol/messages/frames.py).
+        envelope = recoger_response(fichero, version)
         # DEBUG: the confirmation logs the file's one INFO line (and the trail
         # records the fetch); a second line per file costs ~5 % of a small file's CPU.
         log.debug("%s: serving %s (%d bytes)", peer.id, served.name, served.size)

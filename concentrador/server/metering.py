@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -37,6 +38,23 @@ class RequestMeter:
 
 
 METER_KEY = web.RequestKey("concentrador_meter", RequestMeter)
+
+# prometheus_client's ``labels()`` validates and locks on every call (~3 µs,
+# four per request); the children it returns are kept forever anyway, so they
+# are looked up here once. The label values are bounded (operations, configured
+# peers, fault codes, statuses); the cap only guards against a surprise.
+_MAX_CACHED = 4096
+_children: dict[tuple[object, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (id(metric), *labels)
+    child = _children.get(key)
+    if child is None:
+        child = metric.labels(*labels)
+        if len(_children) < _MAX_CACHED:
+            _children[key] = child
+    return child
 
 
 def note(
@@ -74,9 +92,9 @@ async def metering_middleware(request: web.Request, handler: Handler) -> web.Str
         raise
     finally:
         result = meter.result or ("ok" if status < 400 else f"http_{status}")
-        REQUESTS.labels(meter.operation, meter.peer, result).inc()
-        REQUEST_SECONDS.labels(meter.operation).observe(time.perf_counter() - started)
+        _child(REQUESTS, meter.operation, meter.peer, result).inc()
+        _child(REQUEST_SECONDS, meter.operation).observe(time.perf_counter() - started)
         # Streamed bodies count what was read; a plain answer its Content-Length.
-        BYTES.labels("in", meter.peer).inc(request.content.total_bytes)
+        _child(BYTES, "in", meter.peer).inc(request.content.total_bytes)
         if response is not None:
-            BYTES.labels("out", meter.peer).inc(response.content_length or 0)
+            _child(BYTES, "out", meter.peer).inc(response.content_length or 0)

@@ -10,7 +10,9 @@ cannot read HTTP-chunked requests and needs a Content-Length (§10).
 Default DIME ids follow Apache Axis 1.x, which peers have seen for years:
 the envelope record's id is Axis's fixed ``uuid:714C6C40-...`` string and the
 attachment's id is 32 random upper-case hex characters (Axis's session-id
-style). CPCSCC never references either (§4.3), so they are cosmetic.
+style). CPCSCC never references either (§4.3), so they are cosmetic: drawn
+from ``random``, not ``uuid.uuid4()``, whose ``os.urandom`` is a system call
+per small file served (and system calls are dear in some sandboxes).
 
 With ``chunk_size`` the payload goes out as chunked records of that size
 (Axis uses 1 MiB, and only when the payload is larger); the envelope is never
@@ -19,7 +21,7 @@ chunked (it is small, and Axis chunks only attachments larger than a chunk).
 
 from __future__ import annotations
 
-import uuid
+import random
 from collections.abc import Iterable, Iterator
 
 from concentrador.protocol.dime.errors import (
@@ -102,7 +104,7 @@ class DimeMessageWriter:
             "ID", AXIS_ENVELOPE_ID if envelope_id is None else envelope_id
         )
         self._payload_id = _encode_text(
-            "ID", uuid.uuid4().hex.upper() if payload_id is None else payload_id
+            "ID", f"{random.getrandbits(128):032X}" if payload_id is None else payload_id
         )
         self._chunk_size = (
             payload_length if chunk_size is None or payload_length <= chunk_size else chunk_size

@@ -28,6 +28,11 @@ from concentrador.protocol.messages.fecha_hora import (
     parse_wire_datetime,
 )
 from concentrador.protocol.messages.fichero import Fichero, read_fichero
+from concentrador.protocol.messages.frames import (
+    confirmacion_request,
+    recoger_request,
+    recoger_response,
+)
 from concentrador.protocol.messages.informacion import (
     MAX_REQUESTED_TYPES,
     DatosFichero,
@@ -74,12 +79,15 @@ __all__ = [
     "TodMixError",
     "WireMessage",
     "WsdlError",
+    "confirmacion_request",
     "format_wire_datetime",
     "listable_name",
     "listing_envelope",
     "load_wsdl",
     "parse_wire_datetime",
     "read_fichero",
+    "recoger_request",
+    "recoger_response",
     "render_wsdl",
     "size_in_kb",
 ]

@@ -108,9 +108,15 @@ def _walk(scope: Sequence[etree._Element]) -> Iterator[etree._Element]:
 def find_first(scope: Sequence[etree._Element], name: str) -> etree._Element | None:
     """The first element (document order) whose local name is ``name``."""
     wanted = name.lower()
-    for element in _walk(scope):
-        if local_name(element).lower() == wanted:
-            return element
+    for top in scope:
+        # iter(etree.Element) yields elements only, so every tag is a str;
+        # local_name is inlined: this loop runs per element of every message read.
+        for element in top.iter(etree.Element):
+            tag = element.tag
+            if tag[:1] == "{":
+                tag = tag.partition("}")[2]
+            if tag.lower() == wanted:
+                return element
     return None
 
 
