@@ -9,9 +9,10 @@ re-hashes a file.
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from concentrador.protocol import (
@@ -69,6 +70,14 @@ def _not_published(name: str) -> FileNotPublished:
     return FileNotPublished(f"the file {shown} is not available")
 
 
+@functools.lru_cache(maxsize=256)
+def _published_dir(peer_spool: PeerSpool) -> str:
+    """The peer's ``published/`` as a string, once per :class:`PeerSpool` (the
+    server keeps one per peer): two ``Path`` joins a request were ~0.5 % of a
+    small file's server CPU. Keyed by the object, so a swapped spool misses."""
+    return os.fspath(peer_spool.dir(SpoolState.PUBLISHED))
+
+
 def open_published_file(
     ledger: Ledger,
     peer_spool: PeerSpool,
@@ -96,7 +105,7 @@ def open_published_file(
     entry = ledger.lookup(peer_spool.peer, name)
     if entry is None or entry.state != SpoolState.PUBLISHED.value:
         raise _not_published(name)
-    path = Path(peer_spool.dir(SpoolState.PUBLISHED)) / name
+    path = os.path.join(_published_dir(peer_spool), name)
     try:
         handle, size = open_for_serving(path)
     except FileNotFoundError:
@@ -120,5 +129,5 @@ def open_published_file(
         except BaseException:
             handle.close()
             raise
-    ledger.note_fetched(peer_spool.peer, name, remote)
+    ledger.note_fetched(peer_spool.peer, name, remote, (entry.original, entry.size))
     return FileToServe(name, entry.md5, size, handle, head)

@@ -26,6 +26,7 @@ from concentrador.spool.ledger.schema import from_text, to_text, utc_now
 __all__ = [
     "EventKind",
     "FileEvent",
+    "Known",
     "NewEvent",
     "has_unlisted",
     "insert_event",
@@ -84,6 +85,9 @@ class NewEvent(NamedTuple):
     at: datetime | None = None  # None: now
     actor: str | None = None
 
+
+Known = tuple[str, int] | None
+"""``(original, size)`` of a published name, when the caller has its row already."""
 
 _INSERT = "INSERT INTO events (at, peer, name, kind, detail, actor) VALUES (?, ?, ?, ?, ?, ?)"
 
@@ -173,12 +177,26 @@ def note_first_listing(conn: Connection, peer: str, remote: str | None) -> int:
     return len(originals)
 
 
-def note_fetch(conn: Connection, peer: str, name: str, remote: str | None) -> None:
-    """A ``fetched`` event on the trail of the file that ``name`` (a block or a file) is of."""
-    row = conn.execute(
-        "SELECT original, size FROM published WHERE peer = ? AND name = ?", (peer, name)
-    ).fetchone()
-    original, size = row if row is not None else (name, None)
+def note_fetch(
+    conn: Connection,
+    peer: str,
+    name: str,
+    remote: str | None,
+    *,
+    known: Known = None,
+) -> None:
+    """A ``fetched`` event on the trail of the file that ``name`` (a block or a file) is of.
+
+    ``known`` is ``(original, size)`` of ``name`` when the caller has just read
+    its row (recogerFichero looked it up to serve it): no second SELECT then,
+    about a sixth of the event's CPU. The event then names the row the file
+    was served (and its size checked) by, which is what the trail should say.
+    """
+    if known is None:
+        known = conn.execute(
+            "SELECT original, size FROM published WHERE peer = ? AND name = ?", (peer, name)
+        ).fetchone()
+    original, size = known if known is not None else (name, None)
     what = name if name != original else "the whole file"
     sized = f" ({size} bytes)" if size is not None else ""
     by = f" by {remote}" if remote else ""

@@ -40,7 +40,7 @@ from concentrador.spool.ledger.backend import Connection, Database
 from concentrador.spool.ledger.codes import CodedEntry
 from concentrador.spool.ledger.cycles import CycleLogMethods
 from concentrador.spool.ledger.deliveries import DeliveryMethods
-from concentrador.spool.ledger.events import EventKind, FileEvent, NewEvent
+from concentrador.spool.ledger.events import EventKind, FileEvent, Known, NewEvent
 from concentrador.spool.ledger.notes import UnclassifiedEntry
 from concentrador.spool.ledger.published import PublishedEntry
 from concentrador.spool.ledger.push import PushState
@@ -371,11 +371,11 @@ class Ledger(CycleLogMethods, AnswerDigestMethods, DeliveryMethods, ReceivedBatc
         with self._db.read() as conn:
             return events.has_unlisted(conn, peer)
 
-    def note_fetched(self, peer: str, name: str, remote: str | None) -> None:
-        """``fetched`` event: ``peer`` (from ``remote``) fetched ``name`` (a block or a file)."""
+    def note_fetched(self, peer: str, name: str, remote: str | None, known: Known = None) -> None:
+        """``fetched`` event of ``name`` (a block or a file); ``known``: see events.note_fetch."""
         if self.trail:
             with self._transaction(durable=False) as conn:
-                events.note_fetch(conn, peer, name, remote)
+                events.note_fetch(conn, peer, name, remote, known=known)
 
     def events_for(self, peer: str, name: str) -> list[FileEvent]:
         """The audit trail of one file (its whole name, not a block's), oldest first."""
