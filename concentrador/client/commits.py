@@ -53,7 +53,9 @@ class GroupCommits:
         group = self._waiting[: self.max_group]
         del self._waiting[: self.max_group]
         self._busy = True
-        work = asyncio.ensure_future(asyncio.to_thread(self._commit, group))
+        # run_in_executor, not to_thread: no context copy nor coroutine wrapper
+        # per pass (nothing here reads a context variable).
+        work = asyncio.get_running_loop().run_in_executor(None, self._commit, group)
         work.add_done_callback(functools.partial(self._finished, group))
 
     def _finished(self, group: list[_Waiting], work: asyncio.Future[None]) -> None:

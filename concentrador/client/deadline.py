@@ -20,19 +20,55 @@ __all__ = ["CallDeadline", "call_deadline"]
 
 
 class CallDeadline:
-    """Moves an ``asyncio.timeout`` scope forward as bytes are transferred."""
+    """Moves an ``asyncio.timeout`` scope forward as bytes are transferred.
 
-    def __init__(self, scope: asyncio.Timeout, started: float, timeout: float, rate: int) -> None:
+    Lazily: :meth:`advance` only counts (it runs on every network read), and one
+    timer checks at the deadline last armed whether the bytes moved since have
+    pushed it later; only a deadline that has not moved expires the scope. The
+    call ends at the same moment as with a reschedule per read, without a timer
+    cancelled and made again for each read.
+    """
+
+    def __init__(
+        self,
+        scope: asyncio.Timeout,
+        started: float,
+        timeout: float,
+        rate: int,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self._scope = scope
         self._started = started
         self.timeout = timeout
         self.rate = rate
         self.transferred = 0
+        self._loop = loop or asyncio.get_running_loop()
+        self._armed = started + timeout
+        self._timer: asyncio.TimerHandle | None = self._loop.call_at(self._armed, self._check)
+
+    @property
+    def when(self) -> float:
+        """The deadline now: ``timeout`` plus the time the bytes moved so far may take."""
+        return self._started + self.timeout + self.transferred / self.rate
 
     def advance(self, count: int) -> None:
         """``count`` more bytes moved (or about to be sent): allow their time."""
         self.transferred += count
-        self._scope.reschedule(self._started + self.timeout + self.transferred / self.rate)
+
+    def _check(self) -> None:
+        when = self.when
+        if when <= self._armed:  # no byte moved it: the call is out of time
+            self._timer = None
+            self._scope.reschedule(self._loop.time())  # expires the scope now
+            return
+        self._armed = when
+        self._timer = self._loop.call_at(when, self._check)
+
+    def cancel(self) -> None:
+        """The call is over: drop the timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def describe(self, elapsed: float) -> str:
         return (
@@ -57,9 +93,9 @@ class _DeadlineScope:
     async def __aenter__(self) -> CallDeadline:
         loop = self._loop = asyncio.get_running_loop()
         started = loop.time()
-        scope = self._scope = asyncio.timeout(started + self._timeout)
-        self._deadline = CallDeadline(scope, started, self._timeout, self._rate)
+        scope = self._scope = asyncio.timeout(None)  # expired by the deadline's own timer
         await scope.__aenter__()
+        self._deadline = CallDeadline(scope, started, self._timeout, self._rate, loop)
         return self._deadline
 
     async def __aexit__(
@@ -69,6 +105,7 @@ class _DeadlineScope:
         traceback: TracebackType | None,
     ) -> None:
         scope = self._scope
+        self._deadline.cancel()
         try:
             await scope.__aexit__(exc_type, exc, traceback)  # never suppresses
         except TimeoutError:

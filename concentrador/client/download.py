@@ -90,7 +90,7 @@ class PendingDownload:
         if self.writer is None:
             self.writer = self._open_writer()
         if self._held:
-            self.writer.write(self._held)
+            self.writer.write_hashed(self._held, self._held_md5)  # hashed once, on the loop
             self._held = b""
         return self.writer
 

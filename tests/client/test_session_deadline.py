@@ -69,3 +69,26 @@ def test_our_own_errors_and_others_pass_through_wire_errors() -> None:
         raise ValueError("bug")
     with wire_errors("0086", "op"):
         pass
+
+
+async def test_bytes_moved_after_the_first_deadline_still_push_it_back() -> None:
+    # The timer is lazy: it fires at the deadline it was armed for, sees the
+    # bytes moved since, and waits on; only a deadline that did not move expires.
+    async with call_deadline("0086", "recogerFichero", 0.05, 1000) as deadline:
+        for _ in range(4):
+            await asyncio.sleep(0.04)
+            deadline.advance(50)  # each read allows 0.05 s more
+    assert deadline.transferred == 200
+    with pytest.raises(PeerConnectionError, match="too slow: 50 bytes"):
+        async with call_deadline("0086", "recogerFichero", 0.05, 1000) as deadline:
+            await asyncio.sleep(0.04)
+            deadline.advance(50)
+            await asyncio.sleep(1)
+
+
+async def test_no_timer_is_left_behind_after_a_call() -> None:
+    loop = asyncio.get_running_loop()
+    before = len(loop._scheduled)  # type: ignore[attr-defined]
+    async with call_deadline("0086", "x", 10, 1000) as deadline:
+        deadline.advance(10)
+    assert all(h.cancelled() for h in loop._scheduled[before:])  # type: ignore[attr-defined]

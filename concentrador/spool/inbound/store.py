@@ -105,6 +105,9 @@ class InboundStore:
         self.max_decompressed = max_decompressed
         # The sender's address (an enviarFichero's remote), for the blocks' trail.
         self.remote = remote
+        # The process-wide lock of this folder, looked up once (a dict and an
+        # abspath per file otherwise).
+        self._lock = peer_lock(peer_spool)
 
     # -- receiving -----------------------------------------------------------
     def open(self, name: str, *, manual: bool) -> InboundWriter:
@@ -132,7 +135,7 @@ class InboundStore:
 
     def _store_block(self, writer: InboundWriter, name: str) -> Path:
         target = self.spool.dir(SpoolState.PARTIAL) / name
-        with peer_lock(self.spool):
+        with self._lock:
             if writer.manual:
                 # Before the commit: a crash between the two must not leave the
                 # block in partial/ with the code-6 answer forgotten.
@@ -187,7 +190,7 @@ class InboundStore:
         ``manual/`` the writer is discarded and that file is (re)recorded.
         That is also how an interrupted reassembly finishes exactly once.
         """
-        with peer_lock(self.spool):
+        with self._lock:
             path, how = self._place(writer, name, manual=manual, sync=True)
             self._copy(path, name, how)
             self.ledger.record_received(
@@ -213,7 +216,7 @@ class InboundStore:
         placed: list[tuple[InboundWriter, Path, str]] = []
         failure: BaseException | None = None
         try:
-            with peer_lock(self.spool):
+            with self._lock:
                 try:
                     for writer in writers:
                         path, how = self._place(
@@ -265,6 +268,8 @@ class InboundStore:
         meanwhile; ``_NEW``: committed by us (folder fsynced only with ``sync``).
         """
         md5 = writer.md5
+        if (placed := self._place_new(writer, name, manual=manual, sync=sync)) is not None:
+            return placed
         existing = self._find_identical(name, md5)
         if existing is not None:
             writer.abort()
@@ -283,6 +288,26 @@ class InboundStore:
                 raise
             writer.abort()
             return target, _RACED
+
+    def _place_new(
+        self, writer: DurableWriter, name: str, *, manual: bool, sync: bool
+    ) -> tuple[Path, str] | None:
+        """The common case of :meth:`_place` in one stat and one rename: ``name`` is
+        in neither folder. None (nothing done, the temp kept) sends the caller down
+        the full path: the other folder has that name, or the target already exists.
+
+        Equivalent to the full path: an identical file can only be found in a
+        folder that has the name, and ``rename_noreplace`` refuses an existing
+        target (the check and the rename are one atomic step, not two).
+        """
+        folder = self.spool.dir(SpoolState.MANUAL if manual else SpoolState.INBOX)
+        other = self.spool.dir(SpoolState.INBOX if manual else SpoolState.MANUAL)
+        if os.path.lexists(os.path.join(other, name)):
+            return None
+        try:
+            return writer.commit(folder / name, sync=sync), _NEW
+        except FileExistsError:
+            return None  # the temp is kept (fsynced): the full path decides
 
     def _copy(self, path: Path, name: str, how: str) -> None:
         """The decompressed copy, if configured (an identical file's only if it has none)."""
